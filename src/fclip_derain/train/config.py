@@ -1,0 +1,265 @@
+"""Typed training configuration: YAML file + `--set key.sub=value` overrides, validated.
+
+Unknown keys and bad values are `ConfigError`s naming the key (e.g. `train.lr`). The resolved
+config is written beside every run as `config.yaml`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import ConfigError
+from ..models.fclip_unet import ModelConfig
+
+
+@dataclass
+class SourceConfig:
+    """One training data source. kind=paired: `root` (input/+target/ or rain/+norain/) or
+    `input` + `target` folders. kind=synthetic: rain rendered on the fly over `clean` photos."""
+    kind: str = "paired"
+    root: str | None = None
+    input: str | None = None
+    target: str | None = None
+    clean: str | None = None
+    preset: str = "light"
+    weight: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    train: list[SourceConfig] = field(default_factory=list)
+    # validation pairs held out from the first paired source (never Rain100L / Rain12)
+    val_holdout: int = 20
+    val_every: int = 500
+    val_max_images: int = 20
+    patch_size: int = 128
+    # progressive patches: [[from_iteration, patch_size], ...] (overrides patch_size from then on)
+    progressive: list[list[int]] = field(default_factory=list)
+    batch_size: int = 8
+    flips: bool = True
+    rotations: bool = True
+    workers: int = 0
+
+
+@dataclass
+class LossConfig:
+    pixel: str = "l1"  # Table 9: l1 | mse
+    perceptual_weight: float = 1.0  # Table 10: lambda_p
+    perceptual_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
+
+
+@dataclass
+class OptimConfig:
+    iterations: int = 100_000
+    lr: float = 2e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup: int = 1000
+    grad_clip: float = 1.0  # max grad norm; 0 disables
+    ema: float = 0.0  # EMA decay of weights (0: off); validation and best use the EMA copy
+    amp: str = "none"  # none | bf16 | fp16 (fp16 only on CUDA)
+    compile: bool = False
+
+
+@dataclass
+class RunConfig:
+    out: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 200
+    log_every: int = 20
+    sample_images: int = 3
+    tensorboard: bool = True
+    threads: int = 0  # torch CPU threads (0: torch's default)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self):
+        d, o = self.data, self.optim
+        def bad(key, why, val):
+            raise ConfigError(f"{key}: {why} (got {val!r})")
+        if not d.train:
+            bad("data.train", "needs at least one source", d.train)
+        for i, s in enumerate(d.train):
+            if s.kind not in ("paired", "synthetic"):
+                bad(f"data.train[{i}].kind", "must be paired or synthetic", s.kind)
+            if s.kind == "paired" and not (s.root or (s.input and s.target)):
+                bad(f"data.train[{i}]", "a paired source needs root, or input and target", s.root)
+            if s.kind == "synthetic" and not s.clean:
+                bad(f"data.train[{i}].clean", "a synthetic source needs a folder of clean images", s.clean)
+            if s.weight <= 0:
+                bad(f"data.train[{i}].weight", "must be > 0", s.weight)
+        for key, val, lo in [("data.patch_size", d.patch_size, 32), ("data.batch_size", d.batch_size, 1),
+                             ("optim.iterations", o.iterations, 1), ("data.val_every", d.val_every, 1),
+                             ("run.checkpoint_every", self.run.checkpoint_every, 1),
+                             ("data.val_holdout", d.val_holdout, 0), ("data.workers", d.workers, 0),
+                             ("optim.warmup", o.warmup, 0), ("run.log_every", self.run.log_every, 1)]:
+            if val < lo:
+                bad(key, f"must be >= {lo}", val)
+        if d.patch_size % 32:
+            bad("data.patch_size", "must be a multiple of 32", d.patch_size)
+        for it, size in (tuple(p) for p in d.progressive):
+            if size % 32 or size < 32 or it < 0:
+                bad("data.progressive", "entries are [iteration >= 0, patch size multiple of 32]", [it, size])
+        if not 0 < o.lr < 1:
+            bad("optim.lr", "must be in (0, 1)", o.lr)
+        if not 0 <= o.ema < 1:
+            bad("optim.ema", "must be in [0, 1)", o.ema)
+        if o.amp not in ("none", "bf16", "fp16"):
+            bad("optim.amp", "must be none, bf16 or fp16", o.amp)
+        if self.run.device not in ("auto", "cpu", "cuda", "mps") and not self.run.device.startswith("cuda:"):
+            bad("run.device", "must be auto, cpu, cuda, cuda:N or mps", self.run.device)
+        self.model.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+
+# ---------------------------------------------------------------- building from dicts
+
+def _build(cls, data, key: str):
+    if dataclasses.is_dataclass(cls):
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{key or 'config'}: expected a mapping, got {type(data).__name__}")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        for k in data:
+            if k not in names:
+                where = f"{key}.{k}" if key else k
+                raise ConfigError(f"{where}: unknown key (known: {', '.join(names)})")
+        hints = typing.get_type_hints(cls)
+        kwargs = {k: _build(hints[k], v, f"{key}.{k}" if key else k) for k, v in data.items()}
+        try:
+            return cls(**kwargs)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{key or 'config'}: {e}") from None
+    return _coerce(cls, data, key)
+
+
+def _coerce(tp, v, key):
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if v is None and type(None) in args:
+            return None
+        errs = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, v, key)
+            except ConfigError as e:
+                errs.append(str(e))
+        raise ConfigError(errs[0] if errs else f"{key}: bad value {v!r}")
+    if origin in (list, tuple):
+        if not isinstance(v, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {v!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return tuple(_coerce(a, x, f"{key}[{i}]") for i, (a, x) in enumerate(zip(args, v)))
+        inner = args[0] if args else typing.Any
+        out = [_build(inner, x, f"{key}[{i}]") if dataclasses.is_dataclass(inner) else _coerce(inner, x, f"{key}[{i}]")
+               for i, x in enumerate(v)]
+        return tuple(out) if origin is tuple else out
+    if tp is typing.Any:
+        return v
+    if tp is bool:
+        if isinstance(v, bool):
+            return v
+        raise ConfigError(f"{key}: expected true/false, got {v!r}")
+    if tp is int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                return int(v)
+            raise ConfigError(f"{key}: expected an integer, got {v!r}")
+        return v
+    if tp is float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {v!r}")
+        return float(v)
+    if tp is str:
+        if not isinstance(v, str):
+            raise ConfigError(f"{key}: expected a string, got {v!r}")
+        return v
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, v, key)
+    return v
+
+
+def parse_override(item: str) -> tuple[list[str], object]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key.sub=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    for item in overrides or []:
+        path, value = parse_override(item)
+        node = d
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item}: {'.'.join(path[:-1])} is not a section")
+        node[path[-1]] = value
+    return d
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    d: dict = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            d = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML ({str(e).splitlines()[0]})") from None
+        d = _resolve_base(d, p)
+    d = apply_overrides(d, overrides or [])
+    return _build(TrainConfig, d, "").validate()
+
+
+def _resolve_base(d: dict, path: Path) -> dict:
+    """`base: other.yaml` inherits another config (ablation configs change a few keys)."""
+    base = d.pop("base", None)
+    if not base:
+        return d
+    bp = (path.parent / base).resolve()
+    if not bp.is_file():
+        raise ConfigError(f"{path}: base config not found: {base}")
+    merged = _resolve_base(yaml.safe_load(bp.read_text()) or {}, bp)
+    return _deep_merge(merged, d)
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    from ..weights import atomic_write
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    atomic_write(path, lambda t: Path(t).write_text(text))

@@ -1,0 +1,340 @@
+"""The training loop: data stream, optimisation, validation, crash-safe checkpoints, DDP.
+
+Resume is exact: a checkpoint holds model, optimiser, scheduler, scaler, EMA and every RNG
+state, and the data stream is a pure function of the iteration (see data/datasets.py), so a
+run killed with SIGKILL and resumed ends with the same weights as one that never stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from ..data.datasets import BatchStream, PairedSource, SyntheticSource, TrainPatches, holdout_split
+from ..data.io import load_image, save_image, to_float, to_uint8
+from ..data.pairing import list_images, pairs_from
+from ..errors import FclipError
+from ..losses import DerainLoss
+from ..metrics import psnr_y, ssim_y
+from ..models.fclip_unet import FCLIPUNet
+from ..models.loading import save_model
+from ..weights import atomic_write
+from .config import TrainConfig, save_config
+
+STATE_FILE = "state.pt"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FclipError(f"--device {name}: CUDA is not available on this machine")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FclipError("--device mps: MPS is not available on this machine")
+    return torch.device(name)
+
+
+def build_data(cfg: TrainConfig, log=print):
+    """-> (TrainPatches, validation pairs). Held-out backgrounds never appear in training."""
+    sources, weights, val_pairs, held = [], [], [], set()
+    first_paired = True
+    for s in cfg.data.train:
+        if s.kind == "paired":
+            pairs = pairs_from(s.root, s.input, s.target, warn=log)
+            if first_paired:
+                pairs, val_pairs = holdout_split(pairs, cfg.data.val_holdout, cfg.run.seed)
+                held = {p.target.stem for p in val_pairs}
+                first_paired = False
+            sources.append(PairedSource(pairs))
+        else:
+            clean = [p for p in list_images(s.clean) if p.stem not in held]
+            sources.append(SyntheticSource(clean, s.preset))
+        weights.append(s.weight)
+    d = cfg.data
+    if d.progressive:
+        steps = sorted((int(a), int(b)) for a, b in d.progressive)
+        def patch_size(k, B=d.batch_size):
+            it, size = k // B, d.patch_size
+            for start, ps in steps:
+                if it >= start:
+                    size = ps
+            return size
+    else:
+        patch_size = d.patch_size
+    patches = TrainPatches(sources, weights, patch_size, cfg.run.seed, d.flips, d.rotations)
+    return patches, val_pairs[: d.val_max_images]
+
+
+def lr_lambda(cfg: TrainConfig):
+    o = cfg.optim
+    floor = o.min_lr / o.lr
+
+    def f(step):
+        if step < o.warmup:
+            return (step + 1) / o.warmup
+        t = (step - o.warmup) / max(1, o.iterations - o.warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = True, progress: bool = True, log_stream=None):
+        self.cfg = cfg
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() and cfg.run.device != "cpu" else "gloo"
+            dist.init_process_group(backend)
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.main = self.rank == 0
+        self.device = pick_device(cfg.run.device)
+        if self.device.type == "cuda" and self.distributed:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        self.out = Path(cfg.run.out)
+        self.progress = progress and self.main
+        self.log_stream = log_stream or sys.stderr
+        if self.main:
+            self._check_writable()
+        self.stop_requested = False
+
+        torch.manual_seed(cfg.run.seed)
+        self.model = FCLIPUNet(cfg.model).to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.net = self.model
+        if self.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        o = cfg.optim
+        self.opt = torch.optim.AdamW(self.params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=(o.amp == "fp16" and self.device.type == "cuda"))
+        self.ema = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()} if o.ema else None
+        self.loss = DerainLoss(cfg.loss.pixel, cfg.loss.perceptual_weight, cfg.loss.perceptual_layers).to(self.device)
+        self.patches, self.val_pairs = build_data(cfg, log=self.log)
+        self.iteration, self.best = 0, -float("inf")
+        if resume and (self.out / STATE_FILE).is_file():
+            self.load_state(self.out / STATE_FILE)
+        elif self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out / "config.yaml")
+        self.tb = None
+        if self.main and cfg.run.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(self.out / "tb"))
+            except Exception:  # tensorboard not installed: scalars still go to metrics.jsonl
+                self.tb = None
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def _check_writable(self):
+        """Fail before any work if the run directory cannot take a checkpoint."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            probe = self.out / ".write-test"
+            probe.write_bytes(b"x" * 4096)
+            probe.unlink()
+        except OSError as e:
+            raise FclipError(f"run directory {self.out} is not writable ({e.strerror or e})") from None
+
+    def log(self, msg: str):
+        if self.main:
+            print(msg, file=self.log_stream, flush=True)
+            with open(self.out / "log.txt", "a") as f:
+                f.write(msg + "\n")
+
+    def _metrics(self, rec: dict):
+        if not self.main:
+            return
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self.tb:
+            for k, v in rec.items():
+                if k != "iteration" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, rec["iteration"])
+
+    def state_dict(self) -> dict:
+        return {
+            "iteration": self.iteration, "best": self.best,
+            "model": self.model.trainable_state_dict(),
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(), "ema": self.ema,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "config": self.cfg.to_dict(),
+        }
+
+    def save_state(self):
+        if not self.main:
+            return
+        st = self.state_dict()
+        atomic_write(self.out / STATE_FILE, lambda t: torch.save(st, t))
+        save_model(self.model, self.out / "last.safetensors", extra={"iteration": self.iteration})
+
+    def load_state(self, path: Path):
+        try:
+            st = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise FclipError(f"{path}: cannot resume from this checkpoint ({e}); move it away to start fresh") from None
+        self.model.load_trainable_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        self.scaler.load_state_dict(st["scaler"])
+        self.ema = st["ema"]
+        torch.set_rng_state(st["rng"]["torch"])
+        if st["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(st["rng"]["cuda"])
+        self.iteration, self.best = st["iteration"], st["best"]
+        self.log(f"resumed from {path} at iteration {self.iteration}")
+
+    # ------------------------------------------------------------ validation
+
+    def eval_weights(self):
+        """A model holding the EMA weights (or the live ones) for validation and 'best'."""
+        if self.ema is None:
+            return self.model
+        m = FCLIPUNet(self.cfg.model, encoder=self.model.encoder).to(self.device)
+        m.load_trainable_state_dict(self.ema)
+        return m
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        if not self.val_pairs:
+            return {}
+        model = self.eval_weights()
+        model.eval()
+        ps, ss, samples = [], [], []
+        for p in self.val_pairs:
+            a, b = load_image(p.input), load_image(p.target)
+            out = to_uint8(model(to_float(a)[None].to(self.device))[0])
+            ps.append(psnr_y(out, b))
+            ss.append(ssim_y(out, b))
+            if len(samples) < self.cfg.run.sample_images:
+                samples.append(np.concatenate([a, out, b], 1))
+        model.train()
+        sample_dir = self.out / "samples"
+        for i, s in enumerate(samples):
+            save_image(sample_dir / f"iter{self.iteration:07d}_{i}.png", s)
+        return {"val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss))}
+
+    # ------------------------------------------------------------ the loop
+
+    def _loader(self):
+        stream = BatchStream(self.patches, self.cfg.data.batch_size)
+        # batch for (iteration j, rank r) is stream item j * world + r: ranks see disjoint data
+        indices = range(self.iteration * self.world + self.rank, self.cfg.optim.iterations * self.world, self.world)
+        return DataLoader(stream, batch_size=None, sampler=indices, num_workers=self.cfg.data.workers,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def _on_sigint(self, *_):
+        self.stop_requested = True
+
+    def _ema_update(self):
+        if self.ema is None:
+            return
+        d = self.cfg.optim.ema
+        with torch.no_grad():
+            for k, v in self.model.trainable_state_dict().items():
+                if v.is_floating_point():
+                    self.ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                else:
+                    self.ema[k].copy_(v)
+
+    def fit(self) -> dict:
+        cfg, o = self.cfg, self.cfg.optim
+        old = signal.signal(signal.SIGINT, self._on_sigint) if self.main else None
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(o.amp)
+        net = torch.compile(self.net) if o.compile else self.net
+        self.net.train()
+        self.log(f"training {cfg.model.encoder} on {self.device} x{self.world}: iterations "
+                 f"{self.iteration}->{o.iterations}, batch {cfg.data.batch_size}, "
+                 f"{len(self.val_pairs)} validation pairs, run dir {self.out}")
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=o.iterations, initial=self.iteration, file=self.log_stream, dynamic_ncols=True,
+                       unit="it", mininterval=2)
+        t0, seen, last = time.time(), 0, {}
+        try:
+            for x, y in self._loader():
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    pred = net(x)
+                    loss, parts = self.loss(pred.float(), y)
+                if not torch.isfinite(loss):
+                    raise FclipError(f"loss became {loss.item()} at iteration {self.iteration + 1}; stopped. "
+                                     f"The last good checkpoint is {self.out / STATE_FILE} (iteration "
+                                     f"{self.iteration - self.iteration % cfg.run.checkpoint_every}); "
+                                     "lower optim.lr or enable optim.grad_clip")
+                self.opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                if o.grad_clip > 0:
+                    self.scaler.unscale_(self.opt)
+                    torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.sched.step()
+                self._ema_update()
+                self.iteration += 1
+                seen += x.shape[0] * self.world
+                it = self.iteration
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.sched.get_last_lr()[0]:.2e}", refresh=False)
+                if it % cfg.run.log_every == 0 or it == o.iterations:
+                    rate = seen / max(1e-9, time.time() - t0)
+                    self._metrics({"iteration": it, "loss": loss.item(), **parts,
+                                   "lr": self.sched.get_last_lr()[0], "patches_per_s": rate})
+                if it % cfg.data.val_every == 0 or it == o.iterations:
+                    if self.main:
+                        last = self.validate()
+                        if last:
+                            improved = last["val_psnr"] > self.best
+                            if improved:
+                                self.best = last["val_psnr"]
+                                weights = self.eval_weights()
+                                save_model(weights, self.out / "best.safetensors",
+                                           extra={"iteration": it, **last})
+                            self._metrics({"iteration": it, **last})
+                            self.log(f"iteration {it}: val PSNR {last['val_psnr']:.2f} dB, SSIM "
+                                     f"{last['val_ssim']:.4f}{' (best)' if improved else ''}")
+                if it % cfg.run.checkpoint_every == 0 or it == o.iterations or self.stop_requested:
+                    self.save_state()
+                if self.distributed:
+                    flag = torch.tensor([int(self.stop_requested)])
+                    dist.all_reduce(flag)
+                    self.stop_requested = bool(flag.item())
+                if self.stop_requested:
+                    self.log(f"interrupted: saved iteration {it} to {self.out / STATE_FILE}; "
+                             "run the same command again to resume")
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+            if self.tb:
+                self.tb.flush()
+        if self.main and self.iteration >= o.iterations and not (self.out / "best.safetensors").exists():
+            save_model(self.eval_weights(), self.out / "best.safetensors", extra={"iteration": self.iteration})
+        return {"iteration": self.iteration, "best_val_psnr": self.best, **last}
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
+    return Trainer(cfg, resume=resume, progress=progress).fit()

@@ -1,0 +1,134 @@
+"""Where weights come from: the cache dir, verified downloads, atomic writes, checkpoints.
+
+Checkpoints are a single safetensors file: the trainable (decoder) tensors plus, in the
+safetensors metadata, the model config as JSON and the frozen encoder's name and weight sha256.
+The encoder's own weights are never duplicated into it (they come from their package / cache).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from .errors import WeightsError
+
+CHECKPOINT_FORMAT = "fclip-derain/1"
+
+
+def cache_dir() -> Path:
+    """`$FCLIP_DERAIN_HOME`, default `~/.cache/fclip-derain`."""
+    root = os.environ.get("FCLIP_DERAIN_HOME") or os.path.join(Path.home(), ".cache", "fclip-derain")
+    return Path(root)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(dest: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_path)` then rename onto `dest`; on any failure nothing is left behind.
+
+    The temporary file lives in the destination folder so the final `os.replace` is atomic.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def download(url: str, dest: str | os.PathLike, sha256: str | None = None, progress: bool = True) -> Path:
+    """Download `url` to `dest`, verifying `sha256`; atomic, so a failure leaves no file."""
+    dest = Path(dest)
+
+    def fetch(tmp: Path) -> None:
+        h = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as out:
+                total = int(r.headers.get("Content-Length") or 0) or None
+                bar = _progress(total, f"downloading {dest.name}", progress)
+                while block := r.read(1 << 20):
+                    out.write(block)
+                    h.update(block)
+                    bar.update(len(block))
+                bar.close()
+        except OSError as e:
+            raise WeightsError(f"could not download {url}: {e}") from None
+        if sha256 and h.hexdigest() != sha256:
+            raise WeightsError(
+                f"sha256 mismatch for {url}: expected {sha256}, got {h.hexdigest()}; "
+                "the download was discarded")
+
+    return atomic_write(dest, fetch)
+
+
+def _progress(total, desc, enabled):
+    try:
+        from tqdm import tqdm
+        return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=not enabled or None,
+                    file=sys.stderr)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        class _Null:
+            def update(self, n): pass
+            def close(self): pass
+        return _Null()
+
+
+# ---------------------------------------------------------------- checkpoints (safetensors)
+
+def save_checkpoint(path: str | os.PathLike, tensors: dict, config: dict, extra: dict | None = None) -> Path:
+    """Write trainable tensors + model config (JSON in the safetensors metadata), atomically."""
+    from safetensors.torch import save_file
+
+    meta = {"format": CHECKPOINT_FORMAT, "config": json.dumps(config, sort_keys=True)}
+    for k, v in (extra or {}).items():
+        meta[k] = v if isinstance(v, str) else json.dumps(v)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
+    """Return (tensors, config, metadata). Refuses anything that is not one of our safetensors files."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for a bad header / truncated file
+        raise WeightsError(f"{path} is not a valid safetensors checkpoint ({e})") from None
+    if meta.get("format") != CHECKPOINT_FORMAT or "config" not in meta:
+        raise WeightsError(f"{path} is a safetensors file but not an fclip-derain checkpoint "
+                           f"(metadata format={meta.get('format')!r})")
+    try:
+        config = json.loads(meta["config"])
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{path}: the model config in its metadata is not valid JSON ({e})") from None
+    return tensors, config, meta
+
+
+def copy_into_cache(src: str | os.PathLike, name: str) -> Path:
+    """Place a user-provided weights file in the cache (atomic copy)."""
+    return atomic_write(cache_dir() / name, lambda tmp: shutil.copyfile(src, tmp))
