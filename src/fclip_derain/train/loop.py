@@ -248,7 +248,8 @@ class Trainer:
     def _ema_update(self):
         if self.ema is None:
             return
-        d = self.cfg.optim.ema
+        # warm-up (as timm/BasicSR): early on the average must not be dominated by the random init
+        d = min(self.cfg.optim.ema, (1 + self.iteration) / (10 + self.iteration))
         with torch.no_grad():
             for k, v in self.model.trainable_state_dict().items():
                 if v.is_floating_point():
