@@ -61,4 +61,4 @@ class DerainLoss(nn.Module):
         if self.perceptual is not None:
             parts["perceptual"] = self.perceptual(pred, target)
             total = total + self.lam * parts["perceptual"]
-        return total, {k: float(v) for k, v in parts.items()}
+        return total, {k: float(v.detach()) for k, v in parts.items()}

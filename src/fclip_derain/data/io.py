@@ -126,7 +126,7 @@ def save_image(path: str | os.PathLike, img, fmt: str | None = None, like: Image
 def to_float(img: np.ndarray):
     """uint8 HWC -> float32 torch CHW in [0, 1]."""
     import torch
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255)
+    return torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).float().div_(255)
 
 
 def to_uint8(t) -> np.ndarray:

@@ -87,7 +87,7 @@ class Derainer:
         is_int = a.dtype == np.uint8
         if not is_int and not np.issubdtype(a.dtype, np.floating):
             raise FclipError(f"image arrays must be uint8 or float in [0, 1], got {a.dtype}")
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+        x = torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1)[None].float()
         if is_int:
             x = x / 255
         y = self.derain_tensor(x)[0].permute(1, 2, 0).numpy()

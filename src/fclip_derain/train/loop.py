@@ -239,8 +239,10 @@ class Trainer:
         stream = BatchStream(self.patches, self.cfg.data.batch_size)
         # batch for (iteration j, rank r) is stream item j * world + r: ranks see disjoint data
         indices = range(self.iteration * self.world + self.rank, self.cfg.optim.iterations * self.world, self.world)
+        # its own generator: creating the iterator must not draw from the global RNG (LDFPS noise),
+        # or a resumed run would see a shifted noise stream
         return DataLoader(stream, batch_size=None, sampler=indices, num_workers=self.cfg.data.workers,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+                          pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(0))
 
     def _on_sigint(self, *_):
         self.stop_requested = True

@@ -1,0 +1,125 @@
+"""The command line end to end on small images: derain, eval, metrics, synth, errors."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fclip_derain.cli import main
+from fclip_derain.models import save_model
+from conftest import rand_image
+
+
+@pytest.fixture
+def ckpt(tiny_model, tmp_path):
+    return str(save_model(tiny_model, tmp_path / "tiny.safetensors"))
+
+
+@pytest.fixture
+def images(tmp_path):
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(rand_image(40, 56, 1)).save(d / "a.png")
+    Image.fromarray(rand_image(33, 21, 2)).save(d / "b b.jpg", quality=95)
+    Image.fromarray(rand_image(20, 20, 3)).save(d / "sub" / "c.webp")
+    (d / "broken.png").write_bytes(b"nope")
+    return d
+
+
+def test_derain_folder_reports_failures_and_continues(ckpt, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["derain", str(images), "-o", str(out), "-c", ckpt, "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "broken.png" in err and "done: 2" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b b.jpg"]
+    assert Image.open(out / "a.png").size == (56, 40)
+    assert not list(out.glob(".*"))  # no temp files
+
+
+def test_derain_recursive_compare_format_skip(ckpt, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    files = [str(images / "a.png"), str(images / "sub")]
+    assert main(["derain", *files, "-o", str(out), "-c", ckpt, "--compare", "--format", "png", "-q"]) == 0
+    assert (out / "a_compare.png").is_file() and Image.open(out / "a_compare.png").size == (112, 40)
+    assert (out / "c.png").is_file()
+    before = (out / "a.png").stat().st_mtime_ns
+    assert main(["derain", str(images / "a.png"), "-o", str(out), "-c", ckpt, "--skip-existing", "-q"]) == 0
+    assert (out / "a.png").stat().st_mtime_ns == before and "skipped: 1" in capsys.readouterr().err
+    assert main(["derain", str(images / "*.png"), "-o", str(tmp_path / "g"), "-c", ckpt, "-q"]) == 1  # glob; broken fails
+
+
+def test_derain_never_overwrites_inputs(ckpt, images, capsys):
+    data = (images / "a.png").read_bytes()
+    assert main(["derain", str(images / "a.png"), "-o", str(images), "-c", ckpt, "-q"]) == 1
+    assert (images / "a.png").read_bytes() == data
+    assert "overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["derain", "nope.png", "-o", "x"], "no such file"),
+    (["derain", "{img}", "-c", "missing.safetensors", "-o", "{tmp}/o"], "checkpoint not found"),
+    (["derain", "{img}", "--format", "gif", "-o", "{tmp}/o"], "--format"),
+    (["train", "--config", "nope.yaml"], "config file not found"),
+    (["eval", "{tmp}"], "no paired layout"),
+])
+def test_errors_are_one_line(argv, match, images, tmp_path, capsys, ckpt):
+    argv = [a.format(img=images / "a.png", tmp=tmp_path) for a in argv]
+    if "-c" not in argv and argv[0] in ("derain", "eval"):
+        argv += ["-c", ckpt]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc in (1, 2) and match in err and "Traceback" not in err
+
+
+def test_bad_flag_values(capsys):
+    with pytest.raises(SystemExit):
+        main(["derain", "x.png", "--tile", "-5"])
+    assert "positive integer" in capsys.readouterr().err
+
+
+def _paired(tmp_path, n=3):
+    root = tmp_path / "set"
+    (root / "input").mkdir(parents=True)
+    (root / "target").mkdir()
+    for i in range(n):
+        t = rand_image(48, 64, i)
+        Image.fromarray(t).save(root / "target" / f"{i}.png")
+        noisy = np.clip(t.astype(int) + np.random.default_rng(i).integers(-20, 20, t.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(root / "input" / f"{i}.png")
+    return root
+
+
+def test_eval_writes_table_json_csv(ckpt, tmp_path, capsys):
+    root = _paired(tmp_path)
+    js, cs, saved = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "saved"
+    rc = main(["eval", f"A={root}", f"B={root}", "-c", ckpt, "--json", str(js), "--csv", str(cs),
+               "--save-images", str(saved), "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "| A |" in out and "| Average |" in out
+    rep = json.loads(js.read_text())
+    assert [r["dataset"] for r in rep["sets"]] == ["A", "B", "Average"] and len(rep["per_image"]["A"]) == 3
+    assert cs.read_text().startswith("dataset,images,failed,psnr,ssim")
+    assert len(list((saved / "A").glob("*.png"))) == 3
+    # the tiny model starts as the identity: eval must equal scoring the inputs directly
+    assert main(["metrics", "--pred", str(root / "input"), "--target", str(root / "target"),
+                 "--json", str(tmp_path / "m.json"), "-q"]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())["sets"][0]
+    assert m["psnr"] == pytest.approx(rep["sets"][0]["psnr"], abs=1e-9)
+
+
+def test_synth_cli(tmp_path, capsys):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(2):
+        Image.fromarray(rand_image(40, 50, i)).save(clean / f"{i}.jpg")
+    (clean / "bad.png").write_bytes(b"")
+    out = tmp_path / "syn"
+    rc = main(["synth", "--clean", str(clean), "-o", str(out), "--preset", "heavy", "--copies", "2", "--seed", "1", "-q"])
+    assert rc == 1 and "bad.png" in capsys.readouterr().err
+    assert len(list((out / "input").glob("*.png"))) == 4 and len(list((out / "target").glob("*.png"))) == 2
+    meta = json.loads((out / "synth.json").read_text())
+    assert meta["preset"] == "heavy" and meta["copies"] == 2
+    first = (out / "input" / "0_0.png").read_bytes()
+    main(["synth", "--clean", str(clean), "-o", str(tmp_path / "syn2"), "--preset", "heavy", "--copies", "2",
+          "--seed", "1", "-q"])
+    assert (tmp_path / "syn2" / "input" / "0_0.png").read_bytes() == first

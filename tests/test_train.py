@@ -1,0 +1,135 @@
+"""Training: config validation, a short real run, exact resume after SIGKILL, NaN guard."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from fclip_derain.errors import ConfigError, FclipError
+from fclip_derain.train.config import load_config
+from fclip_derain.train.loop import Trainer
+from conftest import REPO, rand_image
+
+
+def _dataset(root: Path, n=6, h=48, w=64):
+    (root / "input").mkdir(parents=True)
+    (root / "target").mkdir()
+    for i in range(n):
+        t = rand_image(h, w, i)
+        Image.fromarray(t).save(root / "target" / f"{i}.png")
+        r = np.clip(t.astype(int) + (np.random.default_rng(i).random((h, w, 1)) < 0.05) * 120, 0, 255)
+        Image.fromarray(r.astype(np.uint8)).save(root / "input" / f"{i}.png")
+    return root
+
+
+def _config(tmp_path, **over):
+    data = _dataset(tmp_path / "data") if not (tmp_path / "data").exists() else tmp_path / "data"
+    cfg = {
+        "model": {"encoder": "efficientnet-lite0", "widths": [8, 8, 16, 16, 16], "blocks": [1, 1, 1, 1]},
+        "data": {"train": [{"kind": "paired", "root": str(data)},
+                           {"kind": "synthetic", "clean": str(data / "target"), "preset": "mixed", "weight": 0.5}],
+                 "val_holdout": 2, "val_every": 3, "patch_size": 32, "batch_size": 2},
+        "loss": {"perceptual_weight": 0.0},
+        "optim": {"iterations": 6, "warmup": 2, "lr": 1e-3, "ema": 0.9},
+        "run": {"out": str(tmp_path / "run"), "checkpoint_every": 2, "log_every": 1, "tensorboard": False},
+    }
+    for k, v in over.items():
+        sec, key = k.split("__")
+        cfg[sec][key] = v
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+@pytest.mark.parametrize("override,key", [("optim.lr=-1", "optim.lr"), ("data.patch_size=33", "data.patch_size"),
+                                          ("optim.bogus=1", "optim.bogus"), ("model.depth=x", "model.depth"),
+                                          ("optim.amp=fp8", "optim.amp"), ("run.device=tpu", "run.device")])
+def test_config_errors_name_the_key(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(_config(tmp_path), [override])
+
+
+def test_shipped_configs_are_valid():
+    for p in sorted((REPO / "configs").rglob("*.yaml")):
+        load_config(p)
+
+
+def test_short_run_writes_everything(tmp_path):
+    cfg = load_config(_config(tmp_path), ["loss.perceptual_weight=0.1", "loss.perceptual_layers=[relu1_2]"])
+    res = Trainer(cfg, progress=False).fit()
+    run = Path(cfg.run.out)
+    assert res["iteration"] == 6 and np.isfinite(res["val_psnr"])
+    for f in ("config.yaml", "state.pt", "last.safetensors", "best.safetensors", "log.txt", "metrics.jsonl"):
+        assert (run / f).is_file(), f
+    assert list((run / "samples").glob("*.png"))
+    recs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("perceptual" in r for r in recs) and any("val_psnr" in r for r in recs)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["loss"]["perceptual_weight"] == 0.1
+    from fclip_derain.models import load_model
+    assert load_model(run / "best.safetensors")(torch.rand(1, 3, 20, 30)).shape == (1, 3, 20, 30)
+
+
+def _weights(run):
+    from fclip_derain.weights import read_checkpoint
+    return read_checkpoint(Path(run) / "last.safetensors")[0]
+
+
+def test_sigkill_and_resume_gives_identical_weights(tmp_path):
+    # one thread in both runs: float reductions differ between thread counts
+    cfg_path = _config(tmp_path, optim__iterations=10, run__checkpoint_every=1, run__threads=1)
+    ref_cfg = load_config(cfg_path, [f"run.out={tmp_path / 'ref'}"])
+    Trainer(ref_cfg, progress=False).fit()
+
+    run = tmp_path / "killed"
+    code = ("import sys; from fclip_derain.cli import main; "
+            f"sys.exit(main(['train', '--config', r'{cfg_path}', '--out', r'{run}', '-q']))")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        m = run / "metrics.jsonl"
+        if m.exists() and sum(1 for _ in open(m)) >= 4:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    st = torch.load(run / "state.pt", weights_only=True)
+    assert 0 < st["iteration"] < 10  # killed mid-run, with a readable checkpoint
+    res = Trainer(load_config(cfg_path, [f"run.out={run}"]), progress=False).fit()
+    assert res["iteration"] == 10
+    a, b = _weights(tmp_path / "ref"), _weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_loss_stops_with_checkpoint_intact(tmp_path, monkeypatch):
+    cfg = load_config(_config(tmp_path, optim__iterations=8))
+    tr = Trainer(cfg, progress=False)
+    real = tr.loss.forward
+    calls = {"n": 0}
+
+    def flaky(pred, target):
+        calls["n"] += 1
+        total, parts = real(pred, target)
+        return (total * float("nan"), parts) if calls["n"] == 5 else (total, parts)
+
+    monkeypatch.setattr(tr.loss, "forward", flaky)
+    with pytest.raises(FclipError, match="loss became nan at iteration 5"):
+        tr.fit()
+    st = torch.load(Path(cfg.run.out) / "state.pt", weights_only=True)
+    assert st["iteration"] == 4
+
+
+def test_unwritable_run_dir_fails_before_work(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "run").write_text("a file where the run dir should be")
+    with pytest.raises(FclipError, match="not writable"):
+        Trainer(load_config(_config(tmp_path), [f"run.out={ro / 'run'}"]), progress=False)
