@@ -155,6 +155,13 @@ class ModifiedResNet(nn.Module):
             feats.append(y)
         return feats
 
+    def truncate(self, depth: int) -> None:
+        """Drop the stages a `depth`-tap encoder never runs (and the attention pool)."""
+        for i in range(max(depth, 1), 5):
+            setattr(self, f"layer{i}", nn.Identity())
+        if depth < 5:
+            self.attnpool = nn.Identity()
+
     def forward(self, x):
         """Equals CLIP's `encode_image(x)` (attention pooling included)."""
         return self.attnpool(self.features(x, 5)[-1])

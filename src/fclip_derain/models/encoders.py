@@ -96,6 +96,7 @@ class FrozenEncoder(nn.Module):
             raise ConfigError(f"model.depth: {name} has taps 1..{spec.max_depth}, got {depth}")
         self.name, self.depth, self.normalize = name, depth, normalize
         self.backbone = spec.build(weights)
+        self.backbone.truncate(depth)  # never compute (or hold) stages past the deepest tap
         self.channels = list(spec.channels())[:depth]
         self.backbone.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(self._stat("mean")).view(1, 3, 1, 1), persistent=False)

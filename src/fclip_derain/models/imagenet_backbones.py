@@ -88,6 +88,11 @@ class KerasResNet50(nn.Module):
             feats.append(y)
         return feats
 
+    def truncate(self, depth: int) -> None:
+        for i in range(max(depth, 1), 5):
+            setattr(self, f"layer{i}", nn.Identity())
+        self.fc = nn.Identity()
+
     def forward(self, x):
         return self.fc(self.features(x)[-1].mean((2, 3)))
 
@@ -239,6 +244,10 @@ class EfficientNetLite0(nn.Module):
                 feats.append(x)
         return feats
 
+    def truncate(self, depth: int) -> None:
+        self._blocks = self._blocks[: self._taps[depth - 1] + 1]
+        self._conv_head = self._bn1 = self._fc = nn.Identity()
+
     def forward(self, x):
         x = self.features(x)[-1]
         x = F.relu6(self._bn1(self._conv_head(x)))
@@ -323,6 +332,17 @@ class VGG16(nn.Module):
 
     def features(self, x, depth: int = 4):
         return self.taps(x, depth + 1)[1:]
+
+    def truncate(self, depth: int) -> None:
+        pools_seen, keep = 0, 0
+        for c in self._cfg:  # keep the convs up to the (depth+1)-th tap
+            if c == "M":
+                pools_seen += 1
+                if pools_seen == depth + 1:
+                    break
+            else:
+                keep += 1
+        self.convs = self.convs[:keep]
 
 
 def load_vgg16() -> VGG16:

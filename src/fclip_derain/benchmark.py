@@ -1,0 +1,126 @@
+"""`fclip-derain benchmark`: parameters, FLOPs, latency percentiles, peak memory; JSON + Markdown.
+
+FLOPs come from `torch.utils.flop_counter` (multiply-add = 2 FLOPs). Peak memory on CPU is the
+peak RSS of a fresh subprocess per resolution (the only honest number for a whole process); on
+CUDA, `torch.cuda.max_memory_allocated`.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def count_params(model) -> dict:
+    enc = sum(p.numel() for p in model.encoder.parameters())
+    dec = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
+    return {"encoder_params": enc, "decoder_params": dec}
+
+
+def count_flops(module, x) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        module(x)
+    return int(fc.get_total_flops())
+
+
+def encoder_flops(model, h, w) -> int:
+    return count_flops(model.encoder, torch.rand(1, 3, h, w))
+
+
+def time_it(fn, repeats: int, warmup: int = 1, sync=lambda: None) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    sync()
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def _percentiles(ts):
+    ts = sorted(ts)
+    q = lambda p: ts[min(len(ts) - 1, int(round(p * (len(ts) - 1))))]
+    return {"median_s": statistics.median(ts), "p10_s": q(0.1), "p90_s": q(0.9), "min_s": ts[0]}
+
+
+def peak_rss_subprocess(checkpoint, w: int, h: int, device: str, half: bool) -> float | None:
+    """Peak RSS (MB) of a fresh process deraining one w x h image through the public API."""
+    code = f"""
+import resource, numpy as np
+from fclip_derain.inference import Derainer
+d = Derainer({checkpoint!r}, device={device!r}, half={half})
+d.derain(np.random.default_rng(0).integers(0, 256, ({h}, {w}, 3), dtype=np.uint8))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+        return float(r.stdout.strip().splitlines()[-1])
+    except Exception:
+        return None
+
+
+def run_benchmark(args) -> int:
+    from .inference import Derainer
+    sizes = []
+    for s in args.sizes.split(","):
+        try:
+            w, h = (int(v) for v in s.lower().split("x"))
+        except ValueError:
+            from .errors import FclipError
+            raise FclipError(f"--sizes: {s!r} is not WxH") from None
+        sizes.append((w, h))
+    d = Derainer(args.checkpoint, device=args.device, half=args.half)
+    model, dev = d.model, d.device
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    info = {"device": str(dev), "machine": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "encoder": model.config.encoder,
+            "half": args.half, **count_params(model)}
+    rows = []
+    for w, h in sizes:
+        x = torch.rand(1, 3, h, w, device=dev)
+        ts = time_it(lambda: d.derain_tensor(x), args.repeats, sync=sync)
+        row = {"size": f"{w}x{h}", **_percentiles(ts), "images_per_s": 1 / statistics.median(ts),
+               "flops_total": count_flops(model, torch.rand(1, 3, h, w)) if dev.type == "cpu" or w * h <= 2e6 else None,
+               "flops_encoder": encoder_flops(model.cpu(), h, w)}
+        model.to(dev)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            d.derain_tensor(x)
+            row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        else:
+            row["peak_mem_mb"] = peak_rss_subprocess(args.checkpoint, w, h, args.device, args.half)
+        rows.append(row)
+        print(f"{w}x{h}: median {row['median_s']*1000:.0f} ms, peak {row['peak_mem_mb'] or 0:.0f} MB", file=sys.stderr)
+    report = {"info": info, "rows": rows}
+    md = to_markdown(report)
+    print(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    if args.markdown:
+        Path(args.markdown).write_text(md + "\n")
+    return 0
+
+
+def to_markdown(report) -> str:
+    i = report["info"]
+    lines = [f"device: {i['device']} ({i['machine']}, {i['threads']} threads, torch {i['torch']}), "
+             f"encoder {i['encoder']}: {i['encoder_params'] / 1e6:.2f} M params frozen, decoder "
+             f"{i['decoder_params'] / 1e6:.2f} M trained", "",
+             "| size | median ms | p10 ms | p90 ms | images/s | GFLOPs total | GFLOPs encoder | peak MB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        f = lambda v: f"{v / 1e9:.1f}" if v else "-"
+        peak = f"{r['peak_mem_mb']:.0f}" if r["peak_mem_mb"] else "-"
+        lines.append(f"| {r['size']} | {r['median_s']*1e3:.0f} | {r['p10_s']*1e3:.0f} | {r['p90_s']*1e3:.0f} | "
+                     f"{r['images_per_s']:.2f} | {f(r['flops_total'])} | {f(r['flops_encoder'])} | {peak} |")
+    return "\n".join(lines)
