@@ -200,6 +200,21 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_onnx, export_torchscript
+    from .models import load_model
+    if not (args.onnx or args.torchscript):
+        raise FclipError("export: give --onnx FILE and/or --torchscript FILE")
+    model = load_model(args.checkpoint)
+    if args.onnx:
+        r = export_onnx(model, args.onnx)
+        print(f"wrote {r['path']}: onnxruntime vs PyTorch max abs diff {r['max_abs_diff']:.2e} at sizes {r['sizes']}")
+    if args.torchscript:
+        r = export_torchscript(model, args.torchscript)
+        print(f"wrote {r['path']}: TorchScript vs PyTorch max abs diff {r['max_abs_diff']:.2e}")
+    return 0
+
+
 def cmd_benchmark(args) -> int:
     from .benchmark import run_benchmark
     return run_benchmark(args)
@@ -273,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="encoders, cache dir, default model")
     s.set_defaults(fn=cmd_info)
+
+    s = sub.add_parser("export", help="export ONNX (dynamic H/W, checked with onnxruntime) and/or TorchScript")
+    s.add_argument("--checkpoint", "-c")
+    s.add_argument("--onnx")
+    s.add_argument("--torchscript")
+    s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("benchmark", help="latency, throughput, memory, FLOPs; JSON + Markdown")
     s.add_argument("--checkpoint", "-c")

@@ -182,7 +182,11 @@ def _same_pad(x, k: int, s: int):
     """TensorFlow 'SAME' padding (asymmetric for stride 2), as the weights were trained with."""
     pads = []
     for size in (x.shape[-1], x.shape[-2]):
-        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+        if torch.jit.is_tracing():
+            # export traces sizes symbolically; FCLIP-UNet's inputs are multiples of every stride
+            total = max(k - s, 0)
+        else:
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
         pads += [total // 2, total - total // 2]
     return F.pad(x, pads)
 

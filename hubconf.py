@@ -1,0 +1,20 @@
+"""torch.hub entry point: `torch.hub.load("<owner>/fclip-derain", "fclip_unet", source="github")`
+or, from a local clone, `torch.hub.load(".", "fclip_unet", source="local")`."""
+dependencies = ["torch", "numpy", "PIL", "safetensors", "yaml"]
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
+
+
+def fclip_unet(checkpoint=None, device="cpu"):
+    """The FCLIP-UNet model (default: the shipped pretrained model), in eval mode."""
+    from fclip_derain.models import load_model
+    return load_model(checkpoint, device)
+
+
+def derainer(checkpoint=None, device="auto", **kw):
+    """A ready `Derainer` (`.derain(image)` for PIL images, arrays and tensors)."""
+    from fclip_derain.inference import Derainer
+    return Derainer(checkpoint, device=device, **kw)

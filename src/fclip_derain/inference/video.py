@@ -1,0 +1,73 @@
+"""Video in, video out, frame by frame (PyAV: FFmpeg's codecs from a wheel, no system FFmpeg).
+
+The output keeps the input's frame rate and size, encoded as H.264 (yuv420p) in the input's
+container; audio is not copied. Written to a temporary file and renamed, so a failure leaves
+nothing behind.
+"""
+from __future__ import annotations
+
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import FclipError
+from ..weights import atomic_write
+
+
+def _av():
+    try:
+        import av
+        return av
+    except ImportError:
+        raise FclipError("video needs PyAV: pip install 'fclip-derain[video]'") from None
+
+
+def derain_video(derainer, src: str | Path, dest: str | Path, progress: bool = True, codec: str = "libx264") -> Path:
+    av = _av()
+    src, dest = Path(src), Path(dest)
+
+    def write(tmp: Path):
+        try:
+            inp = av.open(str(src))
+        except Exception as e:
+            raise FclipError(f"{src}: cannot open video ({str(e).splitlines()[0]})") from None
+        with inp:
+            if not inp.streams.video:
+                raise FclipError(f"{src}: no video stream")
+            vs = inp.streams.video[0]
+            rate = vs.average_rate or vs.guessed_rate or Fraction(25, 1)
+            total = vs.frames or None
+            with av.open(str(tmp), mode="w", format=_container(dest)) as out:
+                os_ = out.add_stream(codec, rate=rate)
+                os_.width, os_.height = vs.codec_context.width, vs.codec_context.height
+                os_.pix_fmt = "yuv420p"
+                from tqdm import tqdm
+                bar = tqdm(total=total, desc=src.name, unit="frame", file=sys.stderr, disable=not progress)
+                try:
+                    for frame in inp.decode(vs):
+                        y = derainer.derain(frame.to_ndarray(format="rgb24"))
+                        for packet in os_.encode(av.VideoFrame.from_ndarray(y, format="rgb24")):
+                            out.mux(packet)
+                        bar.update(1)
+                    for packet in os_.encode():
+                        out.mux(packet)
+                except av.error.FFmpegError as e:
+                    raise FclipError(f"{src}: video decoding failed ({e})") from None
+                finally:
+                    bar.close()
+
+    return atomic_write(dest, write)
+
+
+def _container(dest: Path) -> str:
+    return {".mp4": "mp4", ".mov": "mov", ".avi": "avi", ".mkv": "matroska", ".webm": "webm"}.get(
+        dest.suffix.lower(), "mp4")
+
+
+def video_info(path) -> dict:
+    av = _av()
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        n = sum(1 for _ in c.decode(vs))
+        return {"fps": float(vs.average_rate), "frames": n, "width": vs.codec_context.width,
+                "height": vs.codec_context.height}

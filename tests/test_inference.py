@@ -1,0 +1,81 @@
+"""Derainer API, tiling without seams, video round trip, torch.hub entry point."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fclip_derain.inference import Derainer, tiled_forward
+from conftest import REPO, rand_image
+
+
+@pytest.fixture
+def trained_like(tiny_model):
+    for p in tiny_model.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.02)
+    return tiny_model.eval()
+
+
+def test_derainer_types(trained_like):
+    d = Derainer(model=trained_like, device="cpu")
+    a = rand_image(30, 41)
+    out = d.derain(a)
+    assert out.dtype == np.uint8 and out.shape == a.shape
+    f = d.derain(a.astype(np.float32) / 255)
+    assert f.dtype == np.float32 and np.abs(f * 255 - out).max() <= 1
+    assert d.derain(a[..., 0]).shape == (30, 41)  # grayscale in, grayscale out
+    assert isinstance(d.derain(Image.fromarray(a)), Image.Image)
+    t = torch.from_numpy(a).permute(2, 0, 1).float() / 255
+    assert d.derain(t).shape == t.shape and d.derain(t[None]).shape == (1, 3, 30, 41)
+    with pytest.raises(Exception, match="takes a PIL image"):
+        d.derain("not an image")
+
+
+def test_tiled_equals_untiled_within_tolerance(trained_like):
+    x = torch.rand(1, 3, 200, 264)
+    with torch.no_grad():
+        full = trained_like(x)
+        tiled = tiled_forward(trained_like, x, tile=128, overlap=32)
+    diff = (full - tiled).abs()
+    # the encoder's receptive field is larger than a tile: borders differ a little, never a seam
+    assert diff.mean() < 2e-3 and diff.max() < 0.05
+    assert tiled_forward(trained_like, x, tile=512).equal(full)
+
+
+def test_video_round_trip(trained_like, tmp_path):
+    av = pytest.importorskip("av")
+    from fclip_derain.inference.video import derain_video, video_info
+    src = tmp_path / "in.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(6):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(rand_image(48, 64, i), format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    out = derain_video(Derainer(model=trained_like, device="cpu"), src, tmp_path / "out.mp4", progress=False)
+    info = video_info(out)
+    assert info == {"fps": 12.0, "frames": 6, "width": 64, "height": 48}
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    from fclip_derain.errors import FclipError
+    with pytest.raises(FclipError, match="bad.mp4"):
+        derain_video(Derainer(model=trained_like, device="cpu"), bad, tmp_path / "o2.mp4", progress=False)
+    assert not (tmp_path / "o2.mp4").exists()
+
+
+def test_hub_entry_point(tiny_model, tmp_path):
+    from fclip_derain.models import save_model
+    path = save_model(tiny_model, tmp_path / "m.safetensors")
+    m = torch.hub.load(str(REPO), "fclip_unet", source="local", checkpoint=str(path))
+    assert m(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_export_onnx_and_torchscript(trained_like, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from fclip_derain.export import export_onnx, export_torchscript
+    r = export_onnx(trained_like, tmp_path / "m.onnx")
+    assert r["max_abs_diff"] < 1e-4  # dynamic H/W: checked at sizes other than the traced one
+    r = export_torchscript(trained_like, tmp_path / "m.pt")
+    assert r["max_abs_diff"] < 1e-4
