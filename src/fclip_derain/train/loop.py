@@ -130,8 +130,7 @@ class Trainer:
         self.iteration, self.best = 0, -float("inf")
         if resume and (self.out / STATE_FILE).is_file():
             self.load_state(self.out / STATE_FILE)
-        elif self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
+        if self.main:  # the config this (possibly resumed) run continues with
             save_config(cfg, self.out / "config.yaml")
         self.tb = None
         if self.main and cfg.run.tensorboard:
