@@ -133,3 +133,19 @@ def test_unwritable_run_dir_fails_before_work(tmp_path):
     (ro / "run").write_text("a file where the run dir should be")
     with pytest.raises(FclipError, match="not writable"):
         Trainer(load_config(_config(tmp_path), [f"run.out={ro / 'run'}"]), progress=False)
+
+
+def test_ddp_two_processes_gloo(tmp_path):
+    """torchrun with 2 CPU processes (gloo): trains to the end, only rank 0 writes."""
+    cfg_path = _config(tmp_path, optim__iterations=4, run__threads=1)
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "fclip_derain", "train", "--config", str(cfg_path), "--out", str(run), "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = (run / "log.txt").read_text()
+    assert log.count("training efficientnet-lite0 on cpu x2") == 1  # rank 0 only
+    st = torch.load(run / "state.pt", weights_only=True)
+    assert st["iteration"] == 4
+    assert json.loads(r.stdout.strip().splitlines()[-1])["iteration"] == 4

@@ -118,8 +118,10 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.net = self.model
         if self.distributed:
+            # the frozen encoder's buffers never change: nothing to broadcast each step
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False)
         o = cfg.optim
         self.opt = torch.optim.AdamW(self.params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg))
