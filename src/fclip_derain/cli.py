@@ -215,6 +215,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .inference import Derainer
+    from .serve.app import serve
+    d = Derainer(args.checkpoint, device=args.device, half=args.half)
+    serve(d, host=args.host, port=args.port, max_bytes=args.max_mb * 2 ** 20,
+          max_pixels=int(args.max_mp * 1e6), max_queue=args.max_queue)
+    return 0
+
+
 def cmd_benchmark(args) -> int:
     from .benchmark import run_benchmark
     return run_benchmark(args)
@@ -288,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("info", help="encoders, cache dir, default model")
     s.set_defaults(fn=cmd_info)
+
+    s = sub.add_parser("serve", help="web page + JSON API for deraining uploads")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=_positive_int, default=7860)
+    s.add_argument("--max-mb", type=_positive_int, default=20, help="upload size limit (MB)")
+    s.add_argument("--max-mp", type=float, default=24.0, help="image size limit (megapixels)")
+    s.add_argument("--max-queue", type=_positive_int, default=64)
+    s.add_argument("--checkpoint", "-c")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    s.add_argument("--half", action="store_true")
+    s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("export", help="export ONNX (dynamic H/W, checked with onnxruntime) and/or TorchScript")
     s.add_argument("--checkpoint", "-c")

@@ -1,0 +1,61 @@
+"""Figures for the docs: Rain100L crops (input | ours | PReNet | target) and real rain before/after.
+
+    python scripts/make_figures.py --out docs/figures
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from fclip_derain.data.io import load_image, to_float, to_uint8
+from fclip_derain.data.pairing import pairs_from
+from fclip_derain.models import load_model
+from fclip_derain.models.prenet import load_prenet
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@torch.inference_mode()
+def run(model, img):
+    return to_uint8(model(to_float(img)[None])[0])
+
+
+def label(img, text):
+    im = Image.fromarray(img)
+    d = ImageDraw.Draw(im)
+    d.rectangle([0, 0, 8 * len(text) + 6, 14], fill=(0, 0, 0))
+    d.text((3, 1), text, fill=(255, 255, 255))
+    return np.asarray(im)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="docs/figures")
+    ap.add_argument("--checkpoint")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ours = load_model(args.checkpoint)
+    prenet = load_prenet(SHARED / "peers" / "PReNet" / "PReNet6-Rain100L.pth")
+    rows = []
+    for p in [pp for pp in pairs_from(SHARED / "data" / "Rain100L") if pp.input.stem in ("rain-001", "rain-012", "rain-045")]:
+        a, t = load_image(p.input), load_image(p.target)
+        crop = lambda im: im[40:240, 100:300]
+        cells = [label(crop(a), "input"), label(crop(run(ours, a)), "FCLIP-UNet (ours)"),
+                 label(crop(run(prenet, a)), "PReNet"), label(crop(t), "target")]
+        rows.append(np.concatenate(cells, 1))
+    Image.fromarray(np.concatenate(rows, 0)).save(out / "rain100l_crops.png", optimize=True)
+    reals = [SHARED / "data" / "NTURain-R" / "ra1" / "00010.jpg", SHARED / "data" / "NTURain-R" / "rb2" / "00030.jpg",
+             SHARED / "data" / "real-rain" / "real-001.png", SHARED / "data" / "real-rain" / "real-050.png"]
+    rows = []
+    for f in reals:
+        a = np.asarray(Image.fromarray(load_image(f)).resize((480, 320)))
+        rows.append(np.concatenate([label(a, "real rain"), label(run(ours, a), "ours")], 1))
+    Image.fromarray(np.concatenate(rows, 0)).save(out / "real_rain.png", optimize=True)
+    print("wrote", out / "rain100l_crops.png", out / "real_rain.png")
+
+
+if __name__ == "__main__":
+    main()

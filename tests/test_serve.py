@@ -1,0 +1,122 @@
+"""Web page + JSON API: good and bad uploads, limits, concurrency, and a real headless browser."""
+import base64
+import io
+import shutil
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import rand_image
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from fclip_derain.inference import Derainer  # noqa: E402
+from fclip_derain.serve import create_app  # noqa: E402
+
+
+@pytest.fixture
+def app(tiny_model):
+    return create_app(Derainer(model=tiny_model, device="cpu"), max_bytes=200_000, max_pixels=300_000)
+
+
+def _png(arr):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _decode(j):
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(j["image"].split(",", 1)[1]))))
+
+
+def test_derain_endpoint(app):
+    c = TestClient(app)
+    assert c.get("/api/health").json()["status"] == "ok"
+    img = rand_image(40, 60)
+    r = c.post("/api/derain", files={"file": ("../../etc/passwd.png", _png(img), "image/png")})
+    assert r.status_code == 200
+    j = r.json()
+    assert (j["width"], j["height"]) == (60, 40) and j["name"] == "passwd.png"  # no path kept
+    assert np.array_equal(_decode(j), img)  # the untrained tiny model is the identity
+    assert "Drop a rainy image" in c.get("/").text
+
+
+@pytest.mark.parametrize("payload,code,match", [
+    (b"random bytes, not an image", 415, "cannot read image"),
+    (b"", 415, "empty"),
+    (b"x" * 300_000, 413, "too large"),
+])
+def test_bad_uploads(app, payload, code, match):
+    r = TestClient(app).post("/api/derain", files={"file": ("x.png", payload, "image/png")})
+    assert r.status_code == code and match in r.json()["detail"]
+
+
+def test_too_many_pixels(app):
+    big = _png(np.zeros((600, 600, 3), np.uint8))  # small file, 0.36 MP > limit
+    r = TestClient(app).post("/api/derain", files={"file": ("big.png", big, "image/png")})
+    assert r.status_code == 413 and "MP" in r.json()["detail"]
+
+
+def test_concurrent_requests_get_their_own_answers(app):
+    imgs = [rand_image(16 + i % 5, 24, i) for i in range(40)]
+    results = [None] * len(imgs)
+
+    def go(i):
+        r = c.post("/api/derain", files={"file": (f"{i}.png", _png(imgs[i]), "image/png")})
+        results[i] = (r.status_code, _decode(r.json()) if r.status_code == 200 else None)
+
+    with TestClient(app) as c:
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(len(imgs))]
+        [t.start() for t in threads]
+        [t.join(timeout=120) for t in threads]
+    assert all(code == 200 and np.array_equal(out, imgs[i]) for i, (code, out) in enumerate(results))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_browser_end_to_end(app, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    pw = pytest.importorskip("playwright.sync_api")
+    if not chromium:
+        pytest.skip("Debian chromium not installed")
+    import uvicorn
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    while not server.started:
+        time.sleep(0.05)
+    img_path = tmp_path / "rainy photo.png"
+    img_path.write_bytes(_png(rand_image(48, 64)))
+    bad_path = tmp_path / "bad.png"
+    bad_path.write_bytes(b"nope")
+    try:
+        with pw.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.set_input_files("#file", str(img_path))
+            page.wait_for_selector("#download", state="visible", timeout=30000)
+            assert "Done in" in page.inner_text("#status")
+            src = page.get_attribute("#after", "src")
+            assert src.startswith("data:image/png;base64,")
+            page.fill("#slider", "20")
+            assert page.eval_on_selector("#afterwrap", "e => e.style.width") == "20%"
+            page.set_input_files("#file", str(bad_path))
+            page.wait_for_function("document.getElementById('status').className === 'error'", timeout=30000)
+            assert "bad.png" in page.inner_text("#status")
+            browser.close()
+    finally:
+        server.should_exit = True
+        th.join(timeout=10)
