@@ -1,5 +1,6 @@
 """Image I/O, pairing rules, the training stream's determinism, synthetic rain."""
 import io
+import os
 import struct
 
 import numpy as np
@@ -86,6 +87,9 @@ def test_save_is_atomic_and_keeps_icc(tmp_path):
     with pytest.raises(ImageError):
         save_image(tmp_path / "x.unknown", rand_image(4, 4))
     assert [p.name for p in tmp_path.iterdir()] == ["o.jpg"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 @pytest.mark.parametrize("a,b", [("rain-12", "norain-12"), ("12_3", "12"), ("rain12", "norain12"), ("007", "007")])
