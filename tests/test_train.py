@@ -149,3 +149,14 @@ def test_ddp_two_processes_gloo(tmp_path):
     st = torch.load(run / "state.pt", weights_only=True)
     assert st["iteration"] == 4
     assert json.loads(r.stdout.strip().splitlines()[-1])["iteration"] == 4
+
+
+def test_init_from_checkpoint(tmp_path):
+    cfg = load_config(_config(tmp_path, optim__iterations=2))
+    Trainer(cfg, progress=False).fit()
+    src = Path(cfg.run.out) / "last.safetensors"
+    tr = Trainer(load_config(_config(tmp_path), [f"run.out={tmp_path / 'b'}", f"run.init_from={src}"]), progress=False)
+    from fclip_derain.weights import read_checkpoint
+    ref = read_checkpoint(src)[0]
+    got = tr.model.trainable_state_dict()
+    assert all(torch.equal(ref[k].to(got[k].dtype), got[k]) for k in ref)

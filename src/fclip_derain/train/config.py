@@ -76,6 +76,9 @@ class RunConfig:
     sample_images: int = 3
     tensorboard: bool = True
     threads: int = 0  # torch CPU threads (0: torch's default)
+    # start from these decoder weights (a .safetensors checkpoint) instead of random init; lets a
+    # later session continue the shipped model without the (uncommitted) optimiser state
+    init_from: str | None = None
 
 
 @dataclass

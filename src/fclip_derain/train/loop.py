@@ -132,6 +132,12 @@ class Trainer:
         self.iteration, self.best = 0, -float("inf")
         if resume and (self.out / STATE_FILE).is_file():
             self.load_state(self.out / STATE_FILE)
+        elif cfg.run.init_from:
+            from ..weights import read_checkpoint
+            self.model.load_trainable_state_dict(read_checkpoint(cfg.run.init_from)[0])
+            if self.ema is not None:
+                self.ema = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()}
+            self.log(f"initialised the decoder from {cfg.run.init_from}")
         if self.main:  # the config this (possibly resumed) run continues with
             save_config(cfg, self.out / "config.yaml")
         self.tb = None
