@@ -9,7 +9,6 @@ not depend on them).
 import argparse
 import resource
 import statistics
-import time
 
 import torch
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from fclip_derain.data.datasets import BatchStream, PairedSource, SyntheticSource, TrainPatches, holdout_split
 from fclip_derain.data.io import load_image, save_image
-from fclip_derain.data.pairing import list_images, pair_folders, pair_key, pairs_from
+from fclip_derain.data.pairing import pair_folders, pair_key, pairs_from
 from fclip_derain.errors import FclipError, ImageError
 from conftest import rand_image
 

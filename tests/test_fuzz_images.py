@@ -3,7 +3,6 @@ another exception (hypothesis; a few hundred cases per run, derandomized for rep
 import io
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 

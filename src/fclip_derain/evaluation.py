@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.io import load_image, save_image
-from .data.pairing import Pair, list_images
+from .data.pairing import Pair
 from .errors import FclipError, ImageError
 from .metrics import psnr_y, ssim_y
 

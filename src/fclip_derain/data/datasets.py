@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from ..errors import FclipError, ImageError
 from .io import load_image
-from .pairing import Pair, list_images
+from .pairing import Pair
 
 
 class PairedSource:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..devices import pick_device
 from ..errors import FclipError
 from ..models.loading import load_model
 from .tiling import tiled_forward
@@ -14,11 +15,6 @@ from .tiling import tiled_forward
 # above this many pixels an image is processed in tiles (bounded memory, see benchmarks/)
 AUTO_TILE_PIXELS = {"cpu": 2_500_000, "cuda": 8_000_000, "mps": 4_000_000}
 DEFAULT_TILE = 1024
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    from ..train.loop import pick_device as _pick
-    return _pick(name)
 
 
 class Derainer:

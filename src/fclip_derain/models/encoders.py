@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..weights import sha256_file
 from . import clip_resnet, imagenet_backbones as ib
 
 # Architectures of OpenAI's CLIP ResNets, used when building with random weights (tests,

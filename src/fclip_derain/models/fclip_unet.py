@@ -9,7 +9,7 @@ Data flow (depth 4; DESIGN.md section 1):
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import signal
 import sys
 import time
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader
 from ..data.datasets import BatchStream, PairedSource, SyntheticSource, TrainPatches, holdout_split
 from ..data.io import load_image, save_image, to_float, to_uint8
 from ..data.pairing import list_images, pairs_from
+from ..devices import pick_device
 from ..errors import FclipError
 from ..losses import DerainLoss
 from ..metrics import psnr_y, ssim_y
@@ -32,20 +32,6 @@ from ..weights import atomic_write
 from .config import TrainConfig, save_config
 
 STATE_FILE = "state.pt"
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FclipError(f"--device {name}: CUDA is not available on this machine")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise FclipError("--device mps: MPS is not available on this machine")
-    return torch.device(name)
 
 
 def build_data(cfg: TrainConfig, log=print):
