@@ -48,6 +48,20 @@ def test_derain_recursive_compare_format_skip(ckpt, images, tmp_path, capsys):
     assert main(["derain", str(images / "*.png"), "-o", str(tmp_path / "g"), "-c", ckpt, "-q"]) == 1  # glob; broken fails
 
 
+def test_batch_size_gives_the_same_files(ckpt, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, (h, w) in enumerate([(40, 56), (40, 56), (40, 56), (32, 48), (40, 56)]):
+        Image.fromarray(rand_image(h, w, i)).save(src / f"{i}.png")
+    (src / "2b.png").write_bytes(b"broken")  # a bad file inside a batch run fails alone
+    assert main(["derain", str(src), "-o", str(tmp_path / "one"), "-c", ckpt, "-q"]) == 1
+    assert main(["derain", str(src), "-o", str(tmp_path / "four"), "-c", ckpt, "-q", "-b", "4"]) == 1
+    assert "done: 5" in capsys.readouterr().err
+    for i in range(5):
+        a, b = (np.asarray(Image.open(tmp_path / d / f"{i}.png")) for d in ("one", "four"))
+        assert np.array_equal(a, b)
+
+
 def test_derain_never_overwrites_inputs(ckpt, images, capsys):
     data = (images / "a.png").read_bytes()
     assert main(["derain", str(images / "a.png"), "-o", str(images), "-c", ckpt, "-q"]) == 1

@@ -31,6 +31,36 @@ def test_derainer_types(trained_like):
         d.derain("not an image")
 
 
+def test_optimised_path_matches_plain_path():
+    """channels_last (the default) against the plain NCHW path, on the shipped model."""
+    from fclip_derain.models import load_model
+    x = torch.rand(2, 3, 61, 87)
+    plain = Derainer(model=load_model(), device="cpu", channels_last=False).derain_tensor(x)
+    fast = Derainer(model=load_model(), device="cpu").derain_tensor(x)
+    assert (plain - fast).abs().max() < 1e-5
+
+
+def test_batch_equals_one_by_one(trained_like):
+    d = Derainer(model=trained_like, device="cpu")
+    imgs = [rand_image(33, 50, i) for i in range(3)]
+    assert all(np.array_equal(b, d.derain(a)) for a, b in zip(imgs, d.derain_batch(imgs)))
+    with pytest.raises(Exception, match="one shape"):
+        d.derain_batch([rand_image(33, 50), rand_image(34, 50)])
+
+
+def test_tile_size_follows_free_memory(trained_like, monkeypatch):
+    import fclip_derain.inference.derainer as dm
+    d = Derainer(model=trained_like, device="cpu")
+    monkeypatch.setattr(dm, "free_memory_bytes", lambda dev: 64 * 2 ** 30)
+    assert d._tile_for(1, 4000, 6000) is None  # 24 MP fits in 32 GiB
+    monkeypatch.setattr(dm, "free_memory_bytes", lambda dev: 2 * 2 ** 30)
+    t = d._tile_for(1, 4000, 6000)
+    assert t is not None and t * t * dm.BYTES_PER_PIXEL <= 2 ** 30 and t % 64 == 0
+    monkeypatch.setattr(dm, "free_memory_bytes", lambda dev: 1)
+    assert d._tile_for(1, 300, 300) == dm.MIN_TILE
+    assert Derainer(model=trained_like, device="cpu", tile=96)._tile_for(1, 10, 10) == 96
+
+
 def test_tiled_equals_untiled_within_tolerance(trained_like):
     x = torch.rand(1, 3, 200, 264)
     with torch.no_grad():

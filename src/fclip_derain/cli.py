@@ -63,9 +63,31 @@ def cmd_derain(args) -> int:
         for e in errors:
             _eprint(f"error: {e}")
         return 1
-    d = Derainer(args.checkpoint, device=args.device, half=args.half, tile=args.tile, tile_overlap=args.tile_overlap)
+    d = Derainer(args.checkpoint, device=args.device, half=args.half, tile=args.tile,
+                 tile_overlap=args.tile_overlap)
     inputs_resolved = {f.resolve() for f, _ in files}
     done, skipped, failed = 0, 0, list(errors)
+    pending = []  # decoded images of one size waiting to be deraned together (--batch-size)
+
+    def flush():
+        nonlocal done
+        if not pending:
+            return
+        try:
+            outs = d.derain_batch([a for _, a, _, _ in pending])
+        except FclipError as e:
+            failed.extend(f"{f}: {e}" for f, _, _, _ in pending)
+            outs = []
+        for (f, arr, im, dest), y in zip(pending, outs):
+            try:
+                save_image(dest, y, FORMAT_BY_EXT[dest.suffix.lower()], like=im)
+                if args.compare:
+                    save_image(dest.with_name(f"{dest.stem}_compare.png"), np.concatenate([arr, y], 1))
+                done += 1
+            except FclipError as e:
+                failed.append(str(e))
+        pending.clear()
+
     from tqdm import tqdm
     for f, rel in tqdm(files, desc="derain", unit="img", file=sys.stderr, disable=args.quiet or len(files) < 2):
         is_video = f.suffix.lower() in VIDEO_EXTS
@@ -81,17 +103,19 @@ def cmd_derain(args) -> int:
             if is_video:
                 from .inference.video import derain_video
                 derain_video(d, f, dest, progress=not args.quiet)
-            else:
-                im = open_image(f)
-                y = d.derain(np.asarray(im))
-                fmt = FORMAT_BY_EXT[ext.lower()]
-                save_image(dest, y, fmt, like=im)
-                if args.compare:
-                    save_image(out / rel.parent / f"{rel.stem}{args.suffix}_compare.png",
-                               np.concatenate([np.asarray(im), y], 1))
-            done += 1
+                done += 1
+                continue
+            im = open_image(f)
+            arr = np.asarray(im)
         except FclipError as e:
             failed.append(str(e))
+            continue
+        if pending and pending[0][1].shape != arr.shape:
+            flush()
+        pending.append((f, arr, im, dest))
+        if len(pending) >= args.batch_size:
+            flush()
+    flush()
     _eprint(f"done: {done}, skipped: {skipped}, failed: {len(failed)}")
     for e in failed:
         _eprint(f"  failed: {e}")
@@ -251,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare", action="store_true", help="also write input|output side by side")
     s.add_argument("--skip-existing", action="store_true")
     s.add_argument("--tile-overlap", type=_nonneg_int, default=32)
+    s.add_argument("--batch-size", "-b", type=_positive_int, default=1,
+                   help="derain up to N consecutive images of the same size in one pass (GPU throughput)")
     model_args(s)
     s.set_defaults(fn=cmd_derain)
 

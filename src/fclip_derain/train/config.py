@@ -102,8 +102,10 @@ class TrainConfig:
                 bad(f"data.train[{i}]", "a paired source needs root, or input and target", s.root)
             if s.kind == "synthetic" and not s.clean:
                 bad(f"data.train[{i}].clean", "a synthetic source needs a folder of clean images", s.clean)
-            if s.weight <= 0:
-                bad(f"data.train[{i}].weight", "must be > 0", s.weight)
+            if s.weight < 0:  # 0: a paired source used only for its held-out validation pairs
+                bad(f"data.train[{i}].weight", "must be >= 0", s.weight)
+        if d.train and sum(s.weight for s in d.train) <= 0:
+            bad("data.train", "at least one source needs a weight > 0", [s.weight for s in d.train])
         for key, val, lo in [("data.patch_size", d.patch_size, 32), ("data.batch_size", d.batch_size, 1),
                              ("optim.iterations", o.iterations, 1), ("data.val_every", d.val_every, 1),
                              ("run.checkpoint_every", self.run.checkpoint_every, 1),
