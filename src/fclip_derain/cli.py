@@ -33,6 +33,7 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, P
             imgs = list_images(p, recursive) + [v for v in (p.rglob("*") if recursive else p.iterdir())
                                                 if v.suffix.lower() in VIDEO_EXTS]
             files += [(f, f.relative_to(p)) for f in imgs if f.is_file()]
+            errors += [f"{f}: is a directory, not an image" for f in imgs if f.is_dir() and not recursive]
             if not imgs:
                 errors.append(f"{p}: no images found")
         elif p.exists():
@@ -92,6 +93,8 @@ def cmd_derain(args) -> int:
     for f, rel in tqdm(files, desc="derain", unit="img", file=sys.stderr, disable=args.quiet or len(files) < 2):
         is_video = f.suffix.lower() in VIDEO_EXTS
         ext = f.suffix if is_video or not args.format else f".{args.format.lower()}"
+        if ext.lower() not in FORMAT_BY_EXT and not is_video:  # read-only formats (GIF) -> PNG
+            ext = ".png"
         dest = out / rel.parent / f"{rel.stem}{args.suffix}{ext}"
         if dest.resolve() in inputs_resolved or dest.resolve() == f.resolve():
             failed.append(f"{f}: output {dest} would overwrite an input; use another -o or --suffix")

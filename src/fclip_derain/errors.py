@@ -19,3 +19,7 @@ class ConfigError(FclipError):
 
 class WeightsError(FclipError):
     """Missing, corrupt, tampered or mismatched weights/checkpoints."""
+
+
+class MetricError(FclipError, ValueError):
+    """An image a metric cannot score (too small, wrong type, sizes differ)."""

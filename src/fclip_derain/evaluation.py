@@ -16,7 +16,7 @@ import numpy as np
 
 from .data.io import load_image, save_image
 from .data.pairing import Pair
-from .errors import FclipError, ImageError
+from .errors import FclipError, ImageError, MetricError
 from .metrics import psnr_y, ssim_y
 
 
@@ -39,9 +39,12 @@ def score_pair(pred: np.ndarray, target: np.ndarray, name: str, extra=()) -> dic
     if pred.shape != target.shape:
         raise ImageError(f"{name}: output {pred.shape[1]}x{pred.shape[0]} and target "
                          f"{target.shape[1]}x{target.shape[0]} differ in size")
-    rec = {"image": name, "psnr": psnr_y(pred, target), "ssim": ssim_y(pred, target)}
-    for metric_name, fn in extra:
-        rec[metric_name] = fn(pred, target)
+    try:
+        rec = {"image": name, "psnr": psnr_y(pred, target), "ssim": ssim_y(pred, target)}
+        for metric_name, fn in extra:
+            rec[metric_name] = fn(pred, target)
+    except MetricError as e:
+        raise MetricError(f"{name}: {e}") from None
     return rec
 
 

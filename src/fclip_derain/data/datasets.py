@@ -21,22 +21,26 @@ from .pairing import Pair
 class PairedSource:
     """Rainy/clean pairs, decoded once and kept in memory as uint8 (RainTrainL: ~90 MB)."""
 
-    def __init__(self, pairs: list[Pair]):
-        if not pairs:
-            raise FclipError("a paired training source has no pairs")
-        self.pairs = pairs
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    def __init__(self, pairs: list[Pair], warn=print):
+        # decoded up front: a broken file is skipped with a warning now, not a crash hours in
+        self.pairs, self._cache = [], {}
+        for p in pairs:
+            try:
+                a, b = load_image(p.input), load_image(p.target)
+                if a.shape != b.shape:
+                    raise ImageError(f"{p.input}: size {a.shape[1]}x{a.shape[0]} differs from its target {p.target}")
+            except ImageError as e:
+                warn(f"skipping training pair: {e}")
+                continue
+            self._cache[len(self.pairs)] = (a, b)
+            self.pairs.append(p)
+        if not self.pairs:
+            raise FclipError("a paired training source has no readable pairs")
 
     def __len__(self):
         return len(self.pairs)
 
     def get(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if i not in self._cache:
-            p = self.pairs[i]
-            a, b = load_image(p.input), load_image(p.target)
-            if a.shape != b.shape:
-                raise ImageError(f"{p.input}: size {a.shape[1]}x{a.shape[0]} differs from its target {p.target}")
-            self._cache[i] = (a, b)
         return self._cache[i]
 
 
@@ -44,20 +48,24 @@ class SyntheticSource:
     """Clean photos with rain rendered on the fly: new rain for every sample, after cropping
     (cheaper, and the crop is all that is seen)."""
 
-    def __init__(self, clean: list[Path], preset: str):
+    def __init__(self, clean: list[Path], preset: str, warn=print):
         from .synth import get_preset
 
-        if not clean:
-            raise FclipError("a synthetic training source has no clean images")
-        self.clean, self.params = clean, get_preset(preset)
-        self._cache: dict[int, np.ndarray] = {}
+        self.params = get_preset(preset)
+        self.clean, self._cache = [], {}
+        for path in clean:
+            try:
+                self._cache[len(self.clean)] = load_image(path)
+                self.clean.append(path)
+            except ImageError as e:
+                warn(f"skipping clean image: {e}")
+        if not self.clean:
+            raise FclipError("a synthetic training source has no readable clean images")
 
     def __len__(self):
         return len(self.clean)
 
     def get(self, i: int, rng: np.random.Generator) -> tuple[None, np.ndarray]:
-        if i not in self._cache:
-            self._cache[i] = load_image(self.clean[i])
         return None, self._cache[i]
 
     def render(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -18,7 +18,8 @@ from PIL import Image, ImageOps
 from ..errors import ImageError
 from ..weights import atomic_write
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# GIF is read (first frame) but never written: its 256 colours would undo the deraining
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
                  ".tiff": "TIFF", ".webp": "WEBP"}
 # Pillow's own bomb limit is ~179 MP and only warns below 2x that; we refuse above this outright.

@@ -9,12 +9,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
+from ..errors import MetricError
+
 
 def _check(a: np.ndarray, b: np.ndarray):
     if a.shape != b.shape:
-        raise ValueError(f"image sizes differ: {a.shape} vs {b.shape}")
+        raise MetricError(f"image sizes differ: {a.shape} vs {b.shape}")
     if a.dtype != np.uint8 or b.dtype != np.uint8:
-        raise ValueError("metrics take uint8 images (score the saved 8-bit outputs, as the papers do)")
+        raise MetricError("metrics take uint8 images (score the saved 8-bit outputs, as the papers do)")
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
@@ -47,7 +49,7 @@ def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
 def ssim_gray(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     a, b = a.astype(np.float64), b.astype(np.float64)
     if min(a.shape) < 11:
-        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {a.shape[1]}x{a.shape[0]}")
+        raise MetricError(f"SSIM needs images of at least 11x11 pixels, got {a.shape[1]}x{a.shape[0]}")
     g = _gauss()
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
     mu1, mu2 = _filter_valid(a, g), _filter_valid(b, g)

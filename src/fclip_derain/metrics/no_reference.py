@@ -24,7 +24,7 @@ import numpy as np
 from scipy.ndimage import correlate1d
 from scipy.special import gamma as G
 
-from ..errors import FclipError
+from ..errors import FclipError, MetricError
 
 _GAM = np.arange(0.2, 10, 0.001)
 _R_AGGD = G(2 / _GAM) ** 2 / (G(1 / _GAM) * G(3 / _GAM))
@@ -132,7 +132,7 @@ def niqe(img: np.ndarray, patch: int = 96) -> float:
     im = rgb2gray(img)
     h, w = im.shape
     if h < 2 * patch + 1 or w < 2 * patch + 1:
-        raise ValueError(f"NIQE needs an image larger than {2 * patch}x{2 * patch} pixels, got {w}x{h}")
+        raise MetricError(f"NIQE needs an image larger than {2 * patch}x{2 * patch} pixels, got {w}x{h}")
     im = im[: h - h % patch, : w - w % patch]
     levels = []
     for img_l, p in ((im, patch), (_pil_half(im), patch // 2)):
@@ -201,7 +201,7 @@ def brisque_features(img: np.ndarray) -> np.ndarray:
 def brisque(img: np.ndarray) -> float:
     """BRISQUE ("brisque-0.2.0" variant) of a uint8 RGB or grey image (about 0 best .. 100 worst)."""
     if min(img.shape[:2]) < 16:
-        raise ValueError("BRISQUE needs an image of at least 16x16 pixels")
+        raise MetricError("BRISQUE needs an image of at least 16x16 pixels")
     coefs, svs, gamma, rho, lo, hi = _brisque_model()
     x = -1 + 2.0 * (brisque_features(img) - lo) / (hi - lo)
     k = np.exp(-gamma * np.sum((svs - x) ** 2, axis=1))

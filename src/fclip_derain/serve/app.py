@@ -1,17 +1,23 @@
 """`fclip-derain serve`: a web page (upload or drop, before/after slider, download) and a JSON API.
 
-POST /api/derain (multipart field `file`) -> {"width", "height", "ms", "image": "data:image/png;base64,..."}
+POST /api/derain (multipart field `file`) -> {"width", "height", "ms", "name", "image": "data:image/png;base64,..."}
 GET  /api/health -> {"status": "ok", "model": ...}
 
-Uploads are limited in bytes (checked while streaming, before decoding), pixels and type; each
-failure is a 4xx with one clear `detail`. One inference runs at a time (the model uses all
-cores); at most `max_queue` requests wait, the rest get 503 at once, so memory stays bounded.
+Limits, in the order they bite (each failure is one 4xx/503 with a clear `detail`):
+- bodies over the byte limit are refused from the Content-Length header, before they are read,
+  and chunked bodies are cut off as soon as they pass it (`BodyLimit`);
+- at most `max_queue` requests wait; the rest get 503 at once;
+- the pixel count is read from the image header, before decoding;
+- decoding and inference run one at a time (the model uses all cores) in a worker thread, so a
+  waiting request holds only its upload (spooled to disk by Starlette above 1 MB), never a
+  decoded image: memory is bounded by the model, one image, and the queue's uploads.
 """
 # no `from __future__ import annotations`: FastAPI reads the endpoint annotations as objects
 
 import asyncio
 import base64
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -23,16 +29,66 @@ from ..data.io import open_image
 from ..errors import ImageError
 
 STATIC = Path(__file__).parent / "static"
+MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file itself
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for request bodies over `limit` bytes, without reading them."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await _reject(send, 413, f"upload too large: {length.decode(errors='replace')} bytes, "
+                                            f"limit {self.limit - MULTIPART_SLACK}")
+        seen, started = 0, False
+
+        async def counted_receive():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return msg
+
+        async def tracked_send(msg):
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await _reject(send, 413, f"upload too large: over {self.limit - MULTIPART_SLACK} bytes")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _reject(send, status: int, detail: str):
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000_000, max_queue: int = 64):
-    from fastapi import FastAPI, HTTPException, Request, UploadFile
+    from fastapi import FastAPI, HTTPException, UploadFile
     from fastapi.responses import HTMLResponse, JSONResponse
 
     app = FastAPI(title="fclip-derain", version="1")
+    app.add_middleware(BodyLimit, limit=max_bytes + MULTIPART_SLACK)
     # a thread lock, not an asyncio one: it must not be bound to one event loop
     gate = threading.Lock()
-    waiting = {"n": 0}
+    waiting = {"n": 0}  # only touched from the event loop thread
 
     @app.get("/", response_class=HTMLResponse)
     def page():
@@ -41,51 +97,55 @@ def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000
     @app.get("/api/health")
     def health():
         return {"status": "ok", "model": derainer.model.config.encoder, "max_bytes": max_bytes,
-                "max_pixels": max_pixels}
+                "max_pixels": max_pixels, "waiting": waiting["n"]}
 
     @app.post("/api/derain")
-    async def derain(request: Request, file: UploadFile):
-        length = request.headers.get("content-length")
-        if length and int(length) > max_bytes + 1024 * 64:
-            raise HTTPException(413, f"upload too large: {int(length)} bytes, limit {max_bytes}")
-        data = await file.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise HTTPException(413, f"upload too large: over {max_bytes} bytes")
+    async def derain(file: UploadFile):
         name = Path(file.filename or "upload").name  # never used as a path, only in messages
-        if not data:
-            raise HTTPException(415, f"{name}: empty upload (0 bytes)")
-        try:  # the header alone gives the size: refuse huge images before decoding them
-            with Image.open(io.BytesIO(data)) as probe:
-                w, h = probe.size
-        except Exception:
-            w = h = 0  # not an image: the decoder below says what is wrong
-        if w * h > max_pixels:
-            raise HTTPException(413, f"{name}: {w}x{h} is over the limit of {max_pixels / 1e6:.1f} MP")
-        try:
-            img = np.asarray(open_image(data, name))
-        except ImageError as e:
-            raise HTTPException(415, f"{e} (supported: PNG, JPEG, BMP, TIFF, WebP)") from None
         if waiting["n"] >= max_queue:
             raise HTTPException(503, "server busy: too many requests waiting; retry shortly")
-        waiting["n"] += 1  # only touched from the event loop thread
+        size = file.size if file.size is not None else len(await file.read())
+        if size > max_bytes:
+            raise HTTPException(413, f"{name}: upload too large: {size} bytes, limit {max_bytes}")
+        if size == 0:
+            raise HTTPException(415, f"{name}: empty upload (0 bytes)")
+        file.file.seek(0)
+        try:  # the header alone gives the size: refuse huge images before decoding them
+            with Image.open(file.file) as probe:
+                w, h = probe.size
+        except Exception:
+            w = h = 0  # not an image: the decoder says what is wrong
+        if w * h > max_pixels:
+            raise HTTPException(413, f"{name}: {w}x{h} is over the limit of {max_pixels / 1e6:.1f} MP")
 
         def work():
             with gate:
+                file.file.seek(0)
+                img = np.asarray(open_image(file.file.read(), name))
                 t = time.perf_counter()
-                return derainer.derain(img), (time.perf_counter() - t) * 1e3
+                out = derainer.derain(img)
+                ms = (time.perf_counter() - t) * 1e3
+            buf = io.BytesIO()
+            Image.fromarray(out).save(buf, "PNG", compress_level=1)
+            return out.shape, ms, buf.getvalue()
+
+        waiting["n"] += 1
         try:
-            out, ms = await asyncio.to_thread(work)
+            shape, ms, png = await asyncio.to_thread(work)
+        except ImageError as e:
+            raise HTTPException(415, f"{e} (supported: PNG, JPEG, BMP, TIFF, WebP)") from None
         finally:
             waiting["n"] -= 1
-        buf = io.BytesIO()
-        Image.fromarray(out).save(buf, "PNG")
-        b64 = base64.b64encode(buf.getvalue()).decode()
-        return JSONResponse({"width": int(out.shape[1]), "height": int(out.shape[0]), "ms": round(ms, 1),
-                             "name": name, "image": f"data:image/png;base64,{b64}"})
+        return JSONResponse({"width": int(shape[1]), "height": int(shape[0]), "ms": round(ms, 1),
+                             "name": name, "image": "data:image/png;base64," + base64.b64encode(png).decode()})
 
     return app
 
 
 def serve(derainer, host: str = "127.0.0.1", port: int = 7860, **kw):
+    import signal
     import uvicorn
-    uvicorn.run(create_app(derainer, **kw), host=host, port=port, log_level="info")
+    # uvicorn handles SIGTERM: stop accepting, finish the requests in flight, then re-raise the
+    # signal to the handler it found; a no-op one makes that a clean exit (status 0)
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.run(create_app(derainer, **kw), host=host, port=port, log_level="info", timeout_graceful_shutdown=30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -45,10 +46,10 @@ def build_data(cfg: TrainConfig, log=print):
                 pairs, val_pairs = holdout_split(pairs, cfg.data.val_holdout, cfg.run.seed)
                 held = {p.target.stem for p in val_pairs}
                 first_paired = False
-            sources.append(PairedSource(pairs))
+            sources.append(PairedSource(pairs, warn=log))
         else:
             clean = [p for p in list_images(s.clean) if p.stem not in held]
-            sources.append(SyntheticSource(clean, s.preset))
+            sources.append(SyntheticSource(clean, s.preset, warn=log))
         weights.append(s.weight)
     d = cfg.data
     if d.progressive:
@@ -62,7 +63,10 @@ def build_data(cfg: TrainConfig, log=print):
     else:
         patch_size = d.patch_size
     patches = TrainPatches(sources, weights, patch_size, cfg.run.seed, d.flips, d.rotations)
-    return patches, val_pairs[: d.val_max_images]
+    val_pairs = val_pairs[: d.val_max_images]
+    if val_pairs:  # unreadable validation pairs are dropped (with a warning), like training ones
+        val_pairs = PairedSource(val_pairs, warn=log).pairs
+    return patches, val_pairs
 
 
 def lr_lambda(cfg: TrainConfig):
@@ -102,6 +106,8 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)
         self.model = FCLIPUNet(cfg.model).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.main:
+            self._check_disk_space()
         self.net = self.model
         if self.distributed:
             # the frozen encoder's buffers never change: nothing to broadcast each step
@@ -145,6 +151,19 @@ class Trainer:
             probe.unlink()
         except OSError as e:
             raise FclipError(f"run directory {self.out} is not writable ({e.strerror or e})") from None
+        # temporary files of checkpoint writes cut short by a kill: never valid, never needed
+        for stale in self.out.glob(".*.part"):
+            stale.unlink(missing_ok=True)
+
+    def _check_disk_space(self):
+        """A checkpoint holds weights, two Adam moments and the EMA copy (4x the trained tensors),
+        written beside the old one, plus last/best weights: ask for twice that up front."""
+        nbytes = sum(p.numel() * p.element_size() for p in self.params)
+        need = 2 * (4 + 2) * nbytes + 16 * 2 ** 20
+        free = shutil.disk_usage(self.out).free
+        if free < need:
+            raise FclipError(f"run directory {self.out}: only {free / 2**20:.0f} MB free, a checkpoint needs "
+                             f"about {need / 2**20:.0f} MB; free some space or pick another run.out")
 
     def log(self, msg: str):
         if self.main:
@@ -177,8 +196,13 @@ class Trainer:
         if not self.main:
             return
         st = self.state_dict()
-        atomic_write(self.out / STATE_FILE, lambda t: torch.save(st, t))
-        save_model(self.model, self.out / "last.safetensors", extra={"iteration": self.iteration})
+        try:
+            atomic_write(self.out / STATE_FILE, lambda t: torch.save(st, t))
+            save_model(self.model, self.out / "last.safetensors", extra={"iteration": self.iteration})
+        except (OSError, RuntimeError) as e:  # full disk, quota, removed folder: torch wraps some as RuntimeError
+            raise FclipError(f"cannot write the checkpoint at iteration {self.iteration} to {self.out} "
+                             f"({getattr(e, 'strerror', None) or str(e).splitlines()[0]}); the previous "
+                             f"checkpoint {self.out / STATE_FILE} is intact") from None
 
     def load_state(self, path: Path):
         try:
@@ -254,7 +278,8 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg, o = self.cfg, self.cfg.optim
-        old = signal.signal(signal.SIGINT, self._on_sigint) if self.main else None
+        # Ctrl-C and SIGTERM (schedulers, `kill`, container stop) save a checkpoint and stop cleanly
+        old = {sig: signal.signal(sig, self._on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)} if self.main else {}
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(o.amp)
         net = torch.compile(self.net) if o.compile else self.net
         self.net.train()
@@ -323,8 +348,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             if self.tb:
                 self.tb.flush()
         if self.main and self.iteration >= o.iterations and not (self.out / "best.safetensors").exists():
