@@ -137,3 +137,15 @@ def test_synth_cli(tmp_path, capsys):
     main(["synth", "--clean", str(clean), "-o", str(tmp_path / "syn2"), "--preset", "heavy", "--copies", "2",
           "--seed", "1", "-q"])
     assert (tmp_path / "syn2" / "input" / "0_0.png").read_bytes() == first
+
+
+def test_benchmark_writes_json_and_markdown(ckpt, tmp_path, capsys):
+    js, md = tmp_path / "b.json", tmp_path / "b.md"
+    assert main(["benchmark", "-c", ckpt, "--sizes", "64x48", "--repeats", "2", "--json", str(js),
+                 "--markdown", str(md)]) == 0
+    row = json.loads(js.read_text())["rows"][0]
+    assert row["size"] == "64x48" and row["flops_total"] > row["flops_encoder"] > 0
+    assert row["speedup_vs_plain"] > 0 and row["end_to_end_median_s"] > 0 and row["peak_mem_mb"] > 0
+    assert "64x48" in md.read_text()
+    assert main(["benchmark", "-c", ckpt, "--sizes", "64by48"]) == 2
+    assert "--sizes" in capsys.readouterr().err

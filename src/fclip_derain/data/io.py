@@ -114,6 +114,10 @@ def save_image(path: str | os.PathLike, img, fmt: str | None = None, like: Image
             kw["exif"] = exif.tobytes()
     if fmt in ("JPEG", "WEBP"):
         kw["quality"] = quality
+    if fmt == "PNG":
+        # zlib level 1 (OpenCV's default): 3x faster than Pillow's 6 on photos, files ~1% larger
+        # (481x321 Rain100L image: 21 ms vs 60 ms, 290 vs 293 KB; docs/performance.md)
+        kw["compress_level"] = 1
 
     def write(tmp):
         im.save(tmp, format=fmt, **kw)

@@ -4,7 +4,7 @@ Streak layer: sparse random seeds -> motion blur along an angle (a line kernel o
 Gaussian cross-section of jittered width) -> intensity. Heavy rain stacks several layers at
 different angles/lengths and adds the accumulation (veiling) term of Rain100H's model:
     O = (1 - A) * (B + sum_k S_k) + A * alpha
-Everything is vectorised (FFT convolution per layer); parameters are drawn per image from the
+Everything is vectorised (a sparse splat of the streak kernel per layer); parameters are drawn per image from the
 caller's seeded generator, so (seed, index) fixes the rain exactly.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.signal import fftconvolve
 
 from ..errors import ConfigError
 
@@ -69,11 +68,22 @@ def _u(rng, r: Range) -> float:
 
 
 def rain_layer(h: int, w: int, p: RainParams, angle: float, rng: np.random.Generator) -> np.ndarray:
-    seeds = (rng.random((h, w), dtype=np.float32) < _u(rng, p.density)).astype(np.float32)
-    seeds *= rng.uniform(0.6, 1.0, size=(h, w)).astype(np.float32)  # drop-to-drop brightness
+    """Seeds convolved with the streak kernel, computed as a splat: seeds are sparse (< 0.3% of
+    pixels) and the kernel is a thin line, so adding each seed's nonzero kernel taps is ~10x
+    cheaper than an FFT convolution of the whole image, and gives the same sum."""
+    n = int(rng.binomial(h * w, _u(rng, p.density)))  # as many seeds as a per-pixel coin flip gives
+    ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+    bright = rng.uniform(0.6, 1.0, n)  # drop-to-drop brightness
     k = streak_kernel(_u(rng, p.length), _u(rng, p.width), angle + rng.uniform(-p.angle_jitter, p.angle_jitter))
-    s = fftconvolve(seeds, k, mode="same")
-    return np.clip(s, 0, 1) * _u(rng, p.intensity)
+    r = k.shape[0] // 2
+    ky, kx = np.nonzero(k > 1e-3)
+    kv = k[ky, kx]
+    # splat onto a canvas with an r-pixel margin (no bounds checks), then crop to the image
+    wc = w + 2 * r
+    idx = (ys[:, None] + ky[None]) * wc + (xs[:, None] + kx[None])
+    s = np.bincount(idx.ravel(), weights=np.outer(bright, kv).ravel(), minlength=(h + 2 * r) * wc)
+    s = s.reshape(h + 2 * r, wc)[r:r + h, r:r + w]
+    return (np.clip(s, 0, 1) * _u(rng, p.intensity)).astype(np.float32)
 
 
 def render_rain(clean: np.ndarray, params: RainParams | str, rng: np.random.Generator) -> np.ndarray:
@@ -81,15 +91,20 @@ def render_rain(clean: np.ndarray, params: RainParams | str, rng: np.random.Gene
     if params == "mixed":
         params = PRESETS["light" if rng.random() < 0.5 else "heavy"]
     h, w = clean.shape[:2]
-    b = clean.astype(np.float32) / 255
     angle = _u(rng, params.angle)
     n = int(rng.integers(params.layers[0], params.layers[1] + 1))
-    s = sum(rain_layer(h, w, params, angle, rng) for _ in range(n))
-    o = b + s[..., None]
+    s = rain_layer(h, w, params, angle, rng)
+    for _ in range(n - 1):
+        s += rain_layer(h, w, params, angle, rng)
+    # in 0..255 units: one pass over the 3-channel image per step, float32 throughout
+    o = clean.astype(np.float32)
+    o += (s * 255)[..., None]
     a = _u(rng, params.haze)
     if a > 0:
-        o = (1 - a) * o + a * _u(rng, params.haze_light)
-    return (np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8)
+        o *= 1 - a
+        o += a * _u(rng, params.haze_light) * 255
+    o += 0.5
+    return np.clip(o, 0, 255, out=o).astype(np.uint8)
 
 
 def synthesize(clean_dir, out_dir, preset: str = "light", copies: int = 1, seed: int = 0,
