@@ -120,6 +120,15 @@ def test_checkpoint_errors(tiny_model, tmp_path):
     (tmp_path / "trunc.safetensors").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(WeightsError, match="trunc.safetensors"):
         load_model(tmp_path / "trunc.safetensors")
+    # one weight changed in place (same layout, header intact): the stored checksum refuses it
+    from safetensors.torch import save_file
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta, sd = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    sd["head.bias"] = sd["head.bias"] + 0.5
+    save_file(sd, str(tmp_path / "tampered.safetensors"), metadata=meta)
+    with pytest.raises(WeightsError, match="tampered.safetensors.*checksum"):
+        load_model(tmp_path / "tampered.safetensors")
     (tmp_path / "pickle.pt").write_bytes(b"\x80\x04K\x01.")
     with pytest.raises(WeightsError, match="pickle.pt"):
         load_model(tmp_path / "pickle.pt")

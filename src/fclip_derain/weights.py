@@ -107,6 +107,7 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict, config: dict, extra:
     for k, v in (extra or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    meta["tensors_sha256"] = tensors_digest(tensors)
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
@@ -130,7 +131,23 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
         config = json.loads(meta["config"])
     except json.JSONDecodeError as e:
         raise WeightsError(f"{path}: the model config in its metadata is not valid JSON ({e})") from None
+    # catches corruption and edits of the values (safetensors itself only checks the layout);
+    # files written before the digest existed have none and are read as they are
+    if "tensors_sha256" in meta and tensors_digest(tensors) != meta["tensors_sha256"]:
+        raise WeightsError(f"{path}: the weights do not match the checksum stored in the file "
+                           "(corrupted or modified); refusing to load it")
     return tensors, config, meta
+
+
+def tensors_digest(tensors: dict) -> str:
+    """sha256 over names, dtypes, shapes and bytes of the tensors, in name order."""
+    import torch
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().contiguous().cpu()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def copy_into_cache(src: str | os.PathLike, name: str) -> Path:
