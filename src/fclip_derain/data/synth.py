@@ -21,7 +21,7 @@ Range = tuple[float, float]
 @dataclass(frozen=True)
 class RainParams:
     layers: tuple[int, int] = (1, 1)  # number of streak layers (inclusive range)
-    density: Range = (0.0007, 0.0022)  # fraction of pixels that seed a streak, per layer
+    density: Range = (0.00067, 0.0021)  # fraction of pixels that seed a streak, per layer
     length: Range = (15.0, 45.0)  # streak length in pixels
     width: Range = (0.4, 0.8)  # Gaussian sigma across the streak, pixels
     angle: Range = (-25.0, 25.0)  # degrees from vertical, per image
