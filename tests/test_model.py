@@ -138,3 +138,14 @@ def test_half_checkpoint(tiny_model, tmp_path):
     path = save_model(tiny_model, tmp_path / "h.safetensors", half=True)
     m = load_model(path)
     assert all(p.dtype == torch.float32 for p in m.parameters())
+
+
+def test_banded_inference_mlp_equals_whole_image(monkeypatch):
+    import fclip_derain.models.blocks as blocks
+    blk = blocks.ConvNeXtBlock(8, layer_scale=0.5).eval()
+    x = torch.rand(2, 8, 37, 23)
+    whole = blk(x).detach()  # grad enabled: one pass over the whole image
+    monkeypatch.setattr(blocks, "MLP_BAND_ELEMENTS", 2 * 23 * 32 * 5)  # 5 rows per band, 8 bands
+    with torch.no_grad():
+        banded = blk(x)
+    assert torch.allclose(whole, banded, atol=1e-6)

@@ -13,6 +13,9 @@ class LayerNorm2d(nn.LayerNorm):
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+MLP_BAND_ELEMENTS = 2 ** 21  # hidden activations per band at inference (8 MB in fp32)
+
+
 class ConvNeXtBlock(nn.Module):
     """Liu et al. 2022: depthwise kxk -> LayerNorm -> Linear(4x) -> GELU -> Linear -> layer scale, residual."""
 
@@ -27,10 +30,19 @@ class ConvNeXtBlock(nn.Module):
 
     def forward(self, x):
         y = self.dwconv(x).permute(0, 2, 3, 1)  # NHWC: LayerNorm and Linear act on channels
-        y = self.pwconv2(F.gelu(self.pwconv1(self.norm(y))))
-        if self.gamma is not None:
-            y = y * self.gamma
+        if torch.is_grad_enabled() or torch.jit.is_tracing() or torch.jit.is_scripting():  # training, export
+            y = self.mlp(y)
+        else:
+            # inference: the MLP is per pixel, so run it a band of rows at a time; its 4x-wide
+            # hidden tensor then never exists for the whole image (530 MB at 1080p for the
+            # full-resolution block) and each band stays in cache
+            rows = max(1, MLP_BAND_ELEMENTS // (y.shape[0] * y.shape[2] * self.pwconv1.out_features))
+            y = torch.cat([self.mlp(y[:, i:i + rows]) for i in range(0, y.shape[1], rows)], 1)
         return x + y.permute(0, 3, 1, 2)
+
+    def mlp(self, y):
+        y = self.pwconv2(F.gelu(self.pwconv1(self.norm(y))))
+        return y * self.gamma if self.gamma is not None else y
 
 
 class UpDWBlock(nn.Module):
