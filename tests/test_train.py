@@ -58,6 +58,13 @@ def test_config_errors_name_the_key(tmp_path, override, key):
         load_config(_config(tmp_path), [override])
 
 
+def test_exponent_without_dot_is_a_number(tmp_path):
+    # PyYAML (YAML 1.1) reads 5e-4 as the string "5e-4"; users write it that way on the command line
+    assert load_config(_config(tmp_path), ["optim.lr=5e-4"]).optim.lr == 5e-4
+    with pytest.raises(ConfigError, match="optim.lr"):
+        load_config(_config(tmp_path), ["optim.lr=fast"])
+
+
 def test_shipped_configs_are_valid():
     for p in sorted((REPO / "configs").rglob("*.yaml")):
         if not p.name.startswith("_"):  # _base.yaml files are partial, only inherited

@@ -195,6 +195,11 @@ def _coerce(tp, v, key):
             raise ConfigError(f"{key}: expected an integer, got {v!r}")
         return v
     if tp is float:
+        if isinstance(v, str):  # YAML 1.1 reads "5e-4" (no dot) as a string: accept it as a number
+            try:
+                v = float(v)
+            except ValueError:
+                pass
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {v!r}")
         return float(v)
