@@ -32,12 +32,12 @@ def test_derainer_types(trained_like):
 
 
 def test_optimised_path_matches_plain_path():
-    """channels_last (the default) against the plain NCHW path, on the shipped model."""
-    from fclip_derain.models import load_model
+    """channels_last + folded BatchNorms (the defaults) against the plain path, shipped model."""
     x = torch.rand(2, 3, 61, 87)
-    plain = Derainer(model=load_model(), device="cpu", channels_last=False).derain_tensor(x)
-    fast = Derainer(model=load_model(), device="cpu").derain_tensor(x)
-    assert (plain - fast).abs().max() < 1e-5
+    plain = Derainer(device="cpu", channels_last=False, fold_bn=False)
+    fast = Derainer(device="cpu")
+    assert plain.model.encoder.bn_folded == 0 and fast.model.encoder.bn_folded > 0
+    assert (plain.derain_tensor(x) - fast.derain_tensor(x)).abs().max() < 1e-5
 
 
 def test_batch_equals_one_by_one(trained_like):

@@ -149,3 +149,54 @@ def test_banded_inference_mlp_equals_whole_image(monkeypatch):
     with torch.no_grad():
         banded = blk(x)
     assert torch.allclose(whole, banded, atol=1e-6)
+
+
+def _with_random_bn_stats(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return module
+
+
+@pytest.mark.parametrize("encoder", ["efficientnet-lite0", "resnet50-imagenet"])
+def test_folded_batchnorm_gives_the_same_features(encoder):
+    from fclip_derain.models.encoders import FrozenEncoder
+    enc = FrozenEncoder(encoder, "random", depth=3)
+    _with_random_bn_stats(enc.backbone)
+    x = torch.rand(2, 3, 48, 40)
+    before = enc(x)
+    n = enc.fold_batchnorm()
+    after = enc(x)
+    assert n > 0 and enc.bn_folded == n
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in enc.backbone.modules())
+    for a, b in zip(after, before):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+
+
+def test_folding_leaves_a_shared_conv_alone():
+    """A conv whose output feeds its BatchNorm and another path cannot be folded exactly."""
+    from fclip_derain.models.fold_bn import fold_batchnorm
+
+    class Shared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.bn(y) + y
+
+    m = _with_random_bn_stats(Shared().eval())
+    out, n = fold_batchnorm(m, lambda mod, x: mod(x), torch.rand(1, 3, 8, 8))
+    assert n == 0 and out is m and isinstance(m.bn, torch.nn.BatchNorm2d)
+
+
+def test_folded_model_refuses_to_name_its_encoder(tiny_model):
+    tiny_model.encoder.fold_batchnorm()
+    with pytest.raises(WeightsError, match="folded"):
+        tiny_model.encoder_digest()

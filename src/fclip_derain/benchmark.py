@@ -103,7 +103,7 @@ def run_benchmark(args) -> int:
         sizes.append((w, h))
     d = Derainer(args.checkpoint, device=args.device, half=args.half)
     # the unoptimised path (NCHW, as a plain PyTorch port would run it), timed in the same run
-    plain = Derainer(args.checkpoint, device=args.device, half=args.half, channels_last=False)
+    plain = Derainer(args.checkpoint, device=args.device, half=args.half, channels_last=False, fold_bn=False)
     model, dev = d.model, d.device
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     info = {"device": str(dev), "machine": platform.processor() or platform.machine(),

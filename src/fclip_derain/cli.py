@@ -9,6 +9,8 @@ import argparse
 import glob
 import json
 import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import FclipError
@@ -68,10 +70,41 @@ def cmd_derain(args) -> int:
                  tile_overlap=args.tile_overlap)
     inputs_resolved = {f.resolve() for f, _ in files}
     done, skipped, failed = 0, 0, list(errors)
-    pending = []  # decoded images of one size waiting to be deraned together (--batch-size)
+    plan = []  # (input, output) still to do
+    for f, rel in files:
+        is_video = f.suffix.lower() in VIDEO_EXTS
+        ext = f.suffix if is_video or not args.format else f".{args.format.lower()}"
+        if ext.lower() not in FORMAT_BY_EXT and not is_video:  # read-only formats (GIF) -> PNG
+            ext = ".png"
+        dest = out / rel.parent / f"{rel.stem}{args.suffix}{ext}"
+        if dest.resolve() in inputs_resolved or dest.resolve() == f.resolve():
+            failed.append(f"{f}: output {dest} would overwrite an input; use another -o or --suffix")
+        elif dest.exists() and args.skip_existing:
+            skipped += 1
+        else:
+            plan.append((f, dest))
+
+    # Decoding the next image and encoding the last one run in two threads while the model works
+    # on the current one (PIL releases the GIL): docs/performance.md "Overlapped I/O".
+    reader, writer = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
+    writes = deque()  # (future of one save) in submission order
+    pending = []  # decoded images of one size waiting to be derained together (--batch-size)
+
+    def save(dest, y, im, arr):
+        save_image(dest, y, FORMAT_BY_EXT[dest.suffix.lower()], like=im)
+        if args.compare:
+            save_image(dest.with_name(f"{dest.stem}_compare.png"), np.concatenate([arr, y], 1))
+
+    def collect(keep: int):
+        nonlocal done
+        while len(writes) > keep:  # at most `keep` outputs wait in memory to be written
+            try:
+                writes.popleft().result()
+                done += 1
+            except FclipError as e:
+                failed.append(str(e))
 
     def flush():
-        nonlocal done
         if not pending:
             return
         try:
@@ -80,45 +113,44 @@ def cmd_derain(args) -> int:
             failed.extend(f"{f}: {e}" for f, _, _, _ in pending)
             outs = []
         for (f, arr, im, dest), y in zip(pending, outs):
-            try:
-                save_image(dest, y, FORMAT_BY_EXT[dest.suffix.lower()], like=im)
-                if args.compare:
-                    save_image(dest.with_name(f"{dest.stem}_compare.png"), np.concatenate([arr, y], 1))
-                done += 1
-            except FclipError as e:
-                failed.append(str(e))
+            writes.append(writer.submit(save, dest, y, im, arr))
         pending.clear()
+        collect(keep=args.batch_size)
+
+    def load(f):
+        if f.suffix.lower() in VIDEO_EXTS:
+            return None
+        im = open_image(f)
+        return im, np.asarray(im)
 
     from tqdm import tqdm
-    for f, rel in tqdm(files, desc="derain", unit="img", file=sys.stderr, disable=args.quiet or len(files) < 2):
-        is_video = f.suffix.lower() in VIDEO_EXTS
-        ext = f.suffix if is_video or not args.format else f".{args.format.lower()}"
-        if ext.lower() not in FORMAT_BY_EXT and not is_video:  # read-only formats (GIF) -> PNG
-            ext = ".png"
-        dest = out / rel.parent / f"{rel.stem}{args.suffix}{ext}"
-        if dest.resolve() in inputs_resolved or dest.resolve() == f.resolve():
-            failed.append(f"{f}: output {dest} would overwrite an input; use another -o or --suffix")
-            continue
-        if dest.exists() and args.skip_existing:
-            skipped += 1
-            continue
-        try:
-            if is_video:
-                from .inference.video import derain_video
-                derain_video(d, f, dest, progress=not args.quiet)
-                done += 1
+    nxt = reader.submit(load, plan[0][0]) if plan else None
+    try:
+        for i, (f, dest) in enumerate(tqdm(plan, desc="derain", unit="img", file=sys.stderr,
+                                           disable=args.quiet or len(plan) < 2)):
+            cur, nxt = nxt, (reader.submit(load, plan[i + 1][0]) if i + 1 < len(plan) else None)
+            try:
+                loaded = cur.result()
+                if loaded is None:
+                    from .inference.video import derain_video
+                    flush()
+                    derain_video(d, f, dest, progress=not args.quiet)
+                    done += 1
+                    continue
+            except FclipError as e:
+                failed.append(str(e))
                 continue
-            im = open_image(f)
-            arr = np.asarray(im)
-        except FclipError as e:
-            failed.append(str(e))
-            continue
-        if pending and pending[0][1].shape != arr.shape:
-            flush()
-        pending.append((f, arr, im, dest))
-        if len(pending) >= args.batch_size:
-            flush()
-    flush()
+            im, arr = loaded
+            if pending and pending[0][1].shape != arr.shape:
+                flush()
+            pending.append((f, arr, im, dest))
+            if len(pending) >= args.batch_size:
+                flush()
+        flush()
+    finally:
+        collect(keep=0)
+        reader.shutdown(cancel_futures=True)
+        writer.shutdown()
     _eprint(f"done: {done}, skipped: {skipped}, failed: {len(failed)}")
     for e in failed:
         _eprint(f"  failed: {e}")

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import clip_resnet, imagenet_backbones as ib
+from .fold_bn import fold_batchnorm
 
 # Architectures of OpenAI's CLIP ResNets, used when building with random weights (tests,
 # training from scratch); real weights carry their own shapes.
@@ -101,6 +102,17 @@ class FrozenEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(self._stat("mean")).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self._stat("std")).view(1, 3, 1, 1), persistent=False)
         self.train(False)
+        self.bn_folded = 0  # BatchNorms folded into convs (inference only, see fold_batchnorm)
+
+    def fold_batchnorm(self) -> int:
+        """Inference speed-up: fold the frozen BatchNorms into their convs (same features to
+        ~1e-6; docs/performance.md). The weights then no longer match the published file, so a
+        folded encoder must not be used to train or save checkpoints. Returns how many folded."""
+        p = next(self.backbone.parameters())
+        example = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(p.device, p.dtype)
+        self.backbone, n = fold_batchnorm(self.backbone, lambda m, x: m.features(x, self.depth), example)
+        self.bn_folded += n
+        return n
 
     def _stat(self, which):
         return getattr(self.backbone, which, getattr(clip_resnet, f"CLIP_{which.upper()}"))

@@ -158,6 +158,9 @@ class FCLIPUNet(nn.Module):
 
     def encoder_digest(self) -> str:
         """sha256 over the frozen encoder's tensors: names the exact weights a decoder was trained on."""
+        if self.encoder.bn_folded:
+            raise WeightsError("this model's encoder has its BatchNorms folded for inference; "
+                               "its weights no longer identify the published encoder")
         h = hashlib.sha256()
         for k, v in sorted(self.encoder.backbone.state_dict().items()):
             h.update(k.encode())
