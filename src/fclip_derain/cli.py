@@ -9,13 +9,9 @@ import argparse
 import glob
 import json
 import sys
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import FclipError
-
-VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 
 
 def _eprint(*a):
@@ -26,7 +22,7 @@ def _eprint(*a):
 
 def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
     """-> [(file, path relative to its root)], [errors]. Folders, globs and files."""
-    from .data.io import is_image_path
+    from .data.io import VIDEO_EXTS, is_image_path
     from .data.pairing import list_images
     files, errors = [], []
     for item in items:
@@ -52,9 +48,8 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, P
 
 
 def cmd_derain(args) -> int:
-    from .data.io import FORMAT_BY_EXT, open_image, save_image
+    from .data.io import FORMAT_BY_EXT, VIDEO_EXTS
     from .inference import Derainer
-    import numpy as np
 
     files, errors = expand_inputs(args.inputs, args.recursive)
     out = Path(args.output)
@@ -84,73 +79,10 @@ def cmd_derain(args) -> int:
         else:
             plan.append((f, dest))
 
-    # Decoding the next image and encoding the last one run in two threads while the model works
-    # on the current one (PIL releases the GIL): docs/performance.md "Overlapped I/O".
-    reader, writer = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
-    writes = deque()  # (future of one save) in submission order
-    pending = []  # decoded images of one size waiting to be derained together (--batch-size)
-
-    def save(dest, y, im, arr):
-        save_image(dest, y, FORMAT_BY_EXT[dest.suffix.lower()], like=im)
-        if args.compare:
-            save_image(dest.with_name(f"{dest.stem}_compare.png"), np.concatenate([arr, y], 1))
-
-    def collect(keep: int):
-        nonlocal done
-        while len(writes) > keep:  # at most `keep` outputs wait in memory to be written
-            try:
-                writes.popleft().result()
-                done += 1
-            except FclipError as e:
-                failed.append(str(e))
-
-    def flush():
-        if not pending:
-            return
-        try:
-            outs = d.derain_batch([a for _, a, _, _ in pending])
-        except FclipError as e:
-            failed.extend(f"{f}: {e}" for f, _, _, _ in pending)
-            outs = []
-        for (f, arr, im, dest), y in zip(pending, outs):
-            writes.append(writer.submit(save, dest, y, im, arr))
-        pending.clear()
-        collect(keep=args.batch_size)
-
-    def load(f):
-        if f.suffix.lower() in VIDEO_EXTS:
-            return None
-        im = open_image(f)
-        return im, np.asarray(im)
-
-    from tqdm import tqdm
-    nxt = reader.submit(load, plan[0][0]) if plan else None
-    try:
-        for i, (f, dest) in enumerate(tqdm(plan, desc="derain", unit="img", file=sys.stderr,
-                                           disable=args.quiet or len(plan) < 2)):
-            cur, nxt = nxt, (reader.submit(load, plan[i + 1][0]) if i + 1 < len(plan) else None)
-            try:
-                loaded = cur.result()
-                if loaded is None:
-                    from .inference.video import derain_video
-                    flush()
-                    derain_video(d, f, dest, progress=not args.quiet)
-                    done += 1
-                    continue
-            except FclipError as e:
-                failed.append(str(e))
-                continue
-            im, arr = loaded
-            if pending and pending[0][1].shape != arr.shape:
-                flush()
-            pending.append((f, arr, im, dest))
-            if len(pending) >= args.batch_size:
-                flush()
-        flush()
-    finally:
-        collect(keep=0)
-        reader.shutdown(cancel_futures=True)
-        writer.shutdown()
+    from .inference.files import derain_files
+    n, errs = derain_files(d, plan, batch_size=args.batch_size, compare=args.compare, progress=not args.quiet)
+    done += n
+    failed += errs
     _eprint(f"done: {done}, skipped: {skipped}, failed: {len(failed)}")
     for e in failed:
         _eprint(f"  failed: {e}")

@@ -19,6 +19,7 @@ from ..errors import ImageError
 from ..weights import atomic_write
 
 # GIF is read (first frame) but never written: its 256 colours would undo the deraining
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}  # read and written with PyAV
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
                  ".tiff": "TIFF", ".webp": "WEBP"}

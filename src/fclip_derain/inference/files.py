@@ -1,0 +1,91 @@
+"""Derain a list of files (images and videos) to output paths: what `fclip-derain derain` runs.
+
+Decoding the next image and encoding the previous one run in two threads while the model works
+on the current one (Pillow and zlib release the GIL), so a folder costs about the model's time
+per image rather than model + I/O (docs/performance.md, "Overlapped I/O"). A file that fails is
+reported and the others go on; outputs are written atomically, so an interrupted run leaves no
+half-written file.
+"""
+from __future__ import annotations
+
+import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..data.io import FORMAT_BY_EXT, VIDEO_EXTS, open_image, save_image
+from ..errors import FclipError
+
+
+def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, compare: bool = False,
+                 progress: bool = True) -> tuple[int, list[str]]:
+    """Derain each (input, output) of `plan`; -> (how many written, one message per failure)."""
+    done, failed = 0, []
+    reader, writer = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
+    writes = deque()  # futures of saves, oldest first
+    pending = []  # decoded images of one size waiting to be derained together (batch_size)
+
+    def load(f: Path):
+        if f.suffix.lower() in VIDEO_EXTS:
+            return None
+        im = open_image(f)
+        return im, np.asarray(im)
+
+    def save(dest: Path, y, im, arr):
+        save_image(dest, y, FORMAT_BY_EXT[dest.suffix.lower()], like=im)
+        if compare:
+            save_image(dest.with_name(f"{dest.stem}_compare.png"), np.concatenate([arr, y], 1))
+
+    def collect(keep: int):
+        nonlocal done
+        while len(writes) > keep:  # bounds the outputs held in memory waiting to be written
+            try:
+                writes.popleft().result()
+                done += 1
+            except FclipError as e:
+                failed.append(str(e))
+
+    def flush():
+        if not pending:
+            return
+        try:
+            outs = derainer.derain_batch([a for _, a, _, _ in pending])
+        except FclipError as e:
+            failed.extend(f"{f}: {e}" for f, _, _, _ in pending)
+            outs = []
+        for (_, arr, im, dest), y in zip(pending, outs):
+            writes.append(writer.submit(save, dest, y, im, arr))
+        pending.clear()
+        collect(keep=batch_size)
+
+    from tqdm import tqdm
+    nxt = reader.submit(load, plan[0][0]) if plan else None
+    try:
+        for i, (f, dest) in enumerate(tqdm(plan, desc="derain", unit="img", file=sys.stderr,
+                                           disable=not progress or len(plan) < 2)):
+            cur, nxt = nxt, (reader.submit(load, plan[i + 1][0]) if i + 1 < len(plan) else None)
+            try:
+                loaded = cur.result()
+                if loaded is None:
+                    from .video import derain_video
+                    flush()
+                    derain_video(derainer, f, dest, progress=progress)
+                    done += 1
+                    continue
+            except FclipError as e:
+                failed.append(str(e))
+                continue
+            im, arr = loaded
+            if pending and pending[0][1].shape != arr.shape:
+                flush()
+            pending.append((f, arr, im, dest))
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+    finally:
+        collect(keep=0)
+        reader.shutdown(cancel_futures=True)
+        writer.shutdown()
+    return done, failed
