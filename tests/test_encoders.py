@@ -66,3 +66,14 @@ def test_registry_lists_all_encoders():
                  "resnet50-imagenet", "efficientnet-lite0", "vgg16"]:
         assert name in ENCODERS
         assert len(ENCODERS[name].channels()) >= 4
+
+
+@pytest.mark.parametrize("k,stride", [(3, 1), (5, 1), (3, 2), (5, 2)])
+def test_same_conv_equals_tensorflow_same_padding(k, stride):
+    """Stride-1 'SAME' convs use the conv's own padding (no copy); all must equal TF's rule."""
+    import torch.nn.functional as F
+    from fclip_derain.models.imagenet_backbones import _SameConv, _same_pad
+    conv = _SameConv(4, 4, k, stride=stride, groups=4, bias=False)
+    x = torch.rand(1, 4, 17, 22)
+    ref = F.conv2d(_same_pad(x, k, stride), conv.weight, None, stride, 0, 1, 4)
+    assert torch.equal(conv(x), ref)

@@ -192,7 +192,17 @@ def _same_pad(x, k: int, s: int):
 
 
 class _SameConv(nn.Conv2d):
+    """Conv with TensorFlow 'SAME' padding. At stride 1 (odd kernel) that is the symmetric padding
+    the conv does itself, so only strided convs pay for an explicit pad (a copy of the input)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        if self.stride[0] == 1 and self.kernel_size[0] % 2 == 1:
+            self.padding = (self.kernel_size[0] // 2,) * 2
+
     def forward(self, x):
+        if self.padding != (0, 0):
+            return super().forward(x)
         return super().forward(_same_pad(x, self.kernel_size[0], self.stride[0]))
 
 
