@@ -196,7 +196,10 @@ def test_folding_leaves_a_shared_conv_alone():
     assert n == 0 and out is m and isinstance(m.bn, torch.nn.BatchNorm2d)
 
 
-def test_folded_model_refuses_to_name_its_encoder(tiny_model):
-    tiny_model.encoder.fold_batchnorm()
-    with pytest.raises(WeightsError, match="folded"):
-        tiny_model.encoder_digest()
+def test_folding_keeps_the_published_encoder_digest(tiny_model, tmp_path):
+    """Checkpoints name the encoder's published weights, folded or not (training folds them)."""
+    before = tiny_model.encoder_digest()
+    assert tiny_model.encoder.fold_batchnorm() > 0
+    assert tiny_model.encoder_digest() == before
+    save_model(tiny_model, tmp_path / "m.safetensors")
+    load_model(tmp_path / "m.safetensors")  # verifies the digest against freshly built weights

@@ -102,12 +102,14 @@ class FrozenEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(self._stat("mean")).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self._stat("std")).view(1, 3, 1, 1), persistent=False)
         self.train(False)
-        self.bn_folded = 0  # BatchNorms folded into convs (inference only, see fold_batchnorm)
+        # taken now, before any folding: names the published weights a decoder is trained on
+        self.weights_digest = _digest(self.backbone)
+        self.bn_folded = 0  # BatchNorms folded into convs (see fold_batchnorm)
 
     def fold_batchnorm(self) -> int:
-        """Inference speed-up: fold the frozen BatchNorms into their convs (same features to
-        ~1e-6; docs/performance.md). The weights then no longer match the published file, so a
-        folded encoder must not be used to train or save checkpoints. Returns how many folded."""
+        """Fold the frozen BatchNorms into their convs: one pass less per conv, same features to
+        ~1e-6 (docs/performance.md). Valid for inference and for training the decoder, since the
+        BatchNorms never leave eval mode. Returns how many were folded."""
         p = next(self.backbone.parameters())
         example = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(p.device, p.dtype)
         self.backbone, n = fold_batchnorm(self.backbone, lambda m, x: m.features(x, self.depth), example)
@@ -127,3 +129,12 @@ class FrozenEncoder(nn.Module):
                 x = (x - self.mean) / self.std
             feats = self.backbone.features(x, self.depth)
         return [f.float() for f in feats]
+
+
+def _digest(backbone: nn.Module) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in sorted(backbone.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()

@@ -8,7 +8,6 @@ Data flow (depth 4; DESIGN.md section 1):
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -157,15 +156,9 @@ class FCLIPUNet(nn.Module):
         self.load_state_dict({**self.state_dict(), **{k: v.to(own[k].dtype) for k, v in sd.items()}})
 
     def encoder_digest(self) -> str:
-        """sha256 over the frozen encoder's tensors: names the exact weights a decoder was trained on."""
-        if self.encoder.bn_folded:
-            raise WeightsError("this model's encoder has its BatchNorms folded for inference; "
-                               "its weights no longer identify the published encoder")
-        h = hashlib.sha256()
-        for k, v in sorted(self.encoder.backbone.state_dict().items()):
-            h.update(k.encode())
-            h.update(v.detach().float().contiguous().cpu().numpy().tobytes())
-        return h.hexdigest()
+        """sha256 over the frozen encoder's published tensors: names the exact weights a decoder
+        was trained on (taken when the encoder was built, so folding does not change it)."""
+        return self.encoder.weights_digest
 
 
 def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:

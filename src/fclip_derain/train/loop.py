@@ -105,6 +105,7 @@ class Trainer:
 
         torch.manual_seed(cfg.run.seed)
         self.model = FCLIPUNet(cfg.model).to(self.device)
+        self.model.encoder.fold_batchnorm()  # frozen: its BatchNorms are fixed affine maps
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if self.main:
             self._check_disk_space()
