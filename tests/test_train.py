@@ -265,3 +265,18 @@ def test_init_from_checkpoint(tmp_path):
     ref = read_checkpoint(src)[0]
     got = tr.model.trainable_state_dict()
     assert all(torch.equal(ref[k].to(got[k].dtype), got[k]) for k in ref)
+
+
+def test_init_partial_takes_what_fits(tmp_path):
+    """Fine-tuning a changed architecture: matching tensors are taken, the rest stay fresh."""
+    cfg = load_config(_config(tmp_path, optim__iterations=2))
+    Trainer(cfg, progress=False).fit()
+    src = Path(cfg.run.out) / "last.safetensors"
+    over = [f"run.out={tmp_path / 'b'}", f"run.init_from={src}", "model.out_blocks=0"]
+    with pytest.raises(FclipError, match="unexpected key 'out_blocks"):
+        Trainer(load_config(_config(tmp_path), over), progress=False)
+    tr = Trainer(load_config(_config(tmp_path), [*over, "run.init_partial=true"]), progress=False)
+    from fclip_derain.weights import read_checkpoint
+    ref = read_checkpoint(src)[0]
+    got = tr.model.trainable_state_dict()
+    assert set(got) < set(ref) and all(torch.equal(ref[k].to(got[k].dtype), got[k]) for k in got)

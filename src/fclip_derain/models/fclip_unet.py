@@ -143,17 +143,24 @@ class FCLIPUNet(nn.Module):
         """Everything but the frozen encoder (whose weights come from their own source)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
 
-    def load_trainable_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+    def load_trainable_state_dict(self, sd: dict[str, torch.Tensor], strict: bool = True) -> list[str]:
+        """Load decoder weights. strict=False takes only keys whose name and shape match and
+        returns the names of this model's tensors left at their initial values."""
         own = self.trainable_state_dict()
-        for k, v in own.items():
-            if k not in sd:
-                raise WeightsError(f"checkpoint is missing key {k!r}")
-            if tuple(sd[k].shape) != tuple(v.shape):
-                raise WeightsError(f"checkpoint key {k!r} has shape {tuple(sd[k].shape)}, expected {tuple(v.shape)}")
-        extra = sorted(set(sd) - set(own))
-        if extra:
-            raise WeightsError(f"checkpoint has unexpected key {extra[0]!r}")
-        self.load_state_dict({**self.state_dict(), **{k: v.to(own[k].dtype) for k, v in sd.items()}})
+        fits = {k: v for k, v in sd.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+        if strict:
+            for k, v in own.items():
+                if k not in sd:
+                    raise WeightsError(f"checkpoint is missing key {k!r}")
+                if k not in fits:
+                    raise WeightsError(f"checkpoint key {k!r} has shape {tuple(sd[k].shape)}, expected {tuple(v.shape)}")
+            extra = sorted(set(sd) - set(own))
+            if extra:
+                raise WeightsError(f"checkpoint has unexpected key {extra[0]!r}")
+        elif not fits:
+            raise WeightsError("checkpoint shares no tensor (name and shape) with this model")
+        self.load_state_dict({**self.state_dict(), **{k: v.to(own[k].dtype) for k, v in fits.items()}})
+        return sorted(set(own) - set(fits))
 
     def encoder_digest(self) -> str:
         """sha256 over the frozen encoder's published tensors: names the exact weights a decoder

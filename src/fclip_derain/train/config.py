@@ -79,6 +79,9 @@ class RunConfig:
     # start from these decoder weights (a .safetensors checkpoint) instead of random init; lets a
     # later session continue the shipped model without the (uncommitted) optimiser state
     init_from: str | None = None
+    # with init_from: take only the tensors whose name and shape fit this model (an architecture
+    # changed from the checkpoint's, e.g. a block removed); the rest keep their fresh init
+    init_partial: bool = False
 
 
 @dataclass

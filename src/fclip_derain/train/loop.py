@@ -127,7 +127,10 @@ class Trainer:
             self.load_state(self.out / STATE_FILE)
         elif cfg.run.init_from:
             from ..weights import read_checkpoint
-            self.model.load_trainable_state_dict(read_checkpoint(cfg.run.init_from)[0])
+            fresh = self.model.load_trainable_state_dict(read_checkpoint(cfg.run.init_from)[0],
+                                                         strict=not cfg.run.init_partial)
+            if fresh:
+                self.log(f"{len(fresh)} tensors not in {cfg.run.init_from} keep their initial values")
             if self.ema is not None:
                 self.ema = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()}
             self.log(f"initialised the decoder from {cfg.run.init_from}")
