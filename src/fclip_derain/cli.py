@@ -144,7 +144,8 @@ def cmd_train(args) -> int:
     if args.out:
         cfg.run.out = args.out
     result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
-    print(json.dumps(result))
+    if result is not None:  # one summary per run, not one per DDP rank
+        print(json.dumps(result))
     return 0
 
 

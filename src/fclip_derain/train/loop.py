@@ -361,5 +361,8 @@ class Trainer:
         return {"iteration": self.iteration, "best_val_psnr": self.best, **last}
 
 
-def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
-    return Trainer(cfg, resume=resume, progress=progress).fit()
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict | None:
+    """Run (or resume) training; the summary on rank 0, None on the other ranks of a DDP run."""
+    trainer = Trainer(cfg, resume=resume, progress=progress)
+    result = trainer.fit()
+    return result if trainer.main else None
