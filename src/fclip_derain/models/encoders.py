@@ -102,14 +102,21 @@ class FrozenEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(self._stat("mean")).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self._stat("std")).view(1, 3, 1, 1), persistent=False)
         self.train(False)
-        # taken now, before any folding: names the published weights a decoder is trained on
-        self.weights_digest = _digest(self.backbone)
+        self._digest = None  # sha256 of the published weights, taken on first use or before folding
         self.bn_folded = 0  # BatchNorms folded into convs (see fold_batchnorm)
+
+    @property
+    def weights_digest(self) -> str:
+        """Names the published weights a decoder is trained on (unchanged by folding)."""
+        if self._digest is None:
+            self._digest = _digest(self.backbone)
+        return self._digest
 
     def fold_batchnorm(self) -> int:
         """Fold the frozen BatchNorms into their convs: one pass less per conv, same features to
         ~1e-6 (docs/performance.md). Valid for inference and for training the decoder, since the
         BatchNorms never leave eval mode. Returns how many were folded."""
+        self.weights_digest  # noqa: B018 -- taken from the unfolded weights, before they change
         p = next(self.backbone.parameters())
         example = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(p.device, p.dtype)
         self.backbone, n = fold_batchnorm(self.backbone, lambda m, x: m.features(x, self.depth), example)
