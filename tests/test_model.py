@@ -69,7 +69,9 @@ def test_ldfps_only_in_training_and_seeded():
 @pytest.mark.parametrize("kw", [dict(updw=False), dict(ldfps=False), dict(global_residual=False),
                                 dict(depth=3, widths=(8, 8, 16, 16), blocks=(1, 1, 1), ldfps_sigmas=(0.1,) * 3),
                                 dict(upsample="pixelshuffle"), dict(upsample="nearest"),
-                                dict(ldfps_sigmas=(0.1, 0.06, 0.03, 0.01)), dict(normalize_input=False)])
+                                dict(ldfps_sigmas=(0.1, 0.06, 0.03, 0.01)), dict(normalize_input=False),
+                                dict(block="res", out_blocks=2), dict(block="naf"),
+                                dict(block="res", zero_init_head=False)])
 def test_ablation_switches_build_and_run(kw):
     base = dict(encoder="efficientnet-lite0", widths=(8, 8, 16, 16, 16), blocks=(1, 1, 1, 1))
     m = FCLIPUNet(ModelConfig(**{**base, **kw}))
@@ -81,7 +83,7 @@ def test_ablation_switches_build_and_run(kw):
 
 @pytest.mark.parametrize("kw,key", [(dict(encoder="nope"), "model.encoder"), (dict(depth=9), "model.depth"),
                                     (dict(widths=(1, 2)), "model.widths"), (dict(ldfps_mode="x"), "model.ldfps_mode"),
-                                    (dict(ldfps_sigmas=(0.1,)), "model.ldfps_sigmas")])
+                                    (dict(ldfps_sigmas=(0.1,)), "model.ldfps_sigmas"), (dict(block="vit"), "model.block")])
 def test_bad_config_names_the_key(kw, key):
     with pytest.raises(ConfigError, match=key):
         ModelConfig(**kw)
@@ -203,3 +205,14 @@ def test_folding_keeps_the_published_encoder_digest(tiny_model, tmp_path):
     assert tiny_model.encoder_digest() == before
     save_model(tiny_model, tmp_path / "m.safetensors")
     load_model(tmp_path / "m.safetensors")  # verifies the digest against freshly built weights
+
+
+@pytest.mark.parametrize("block", ["convnext", "res", "naf"])
+def test_zero_init_head_starts_as_the_identity(block):
+    """zero_init_head: output = input at step 0 for every decoder unit; off: it is not."""
+    base = dict(encoder="efficientnet-lite0", widths=(8, 8, 16, 16, 16), blocks=(1, 1, 1, 1), block=block)
+    x = torch.rand(1, 3, 32, 48)
+    torch.manual_seed(0)
+    assert torch.equal(FCLIPUNet(ModelConfig(**base)).eval()(x), x)
+    torch.manual_seed(0)
+    assert not torch.allclose(FCLIPUNet(ModelConfig(**base, zero_init_head=False)).eval()(x), x, atol=1e-3)

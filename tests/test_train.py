@@ -283,3 +283,27 @@ def test_init_partial_takes_what_fits(tmp_path):
     ref = read_checkpoint(src)[0]
     got = tr.model.trainable_state_dict()
     assert set(got) < set(ref) and all(torch.equal(ref[k].to(got[k].dtype), got[k]) for k in got)
+
+
+def test_time_budget_ends_the_run_and_anneals_the_lr(tmp_path):
+    """optim.time_budget: the run stops when the budget is spent (not at the iteration cap), the
+    learning rate reaches min_lr there, and the spent time survives a resume."""
+    cfg = load_config(_config(tmp_path, optim__iterations=100000, optim__time_budget=0.02,
+                              optim__budget_clock="wall", data__val_every=1000))
+    summary = Trainer(cfg, progress=False).fit()
+    assert 0 < summary["iteration"] < 100000
+    assert summary["train_minutes"] >= 0.02
+    recs = [json.loads(l) for l in (Path(cfg.run.out) / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in recs if "lr" in r]
+    assert lrs[-1] < 0.05 * cfg.optim.lr  # annealed over the budget, not over the 100000-iteration cap
+    assert "val_psnr" in recs[-1]  # the final weights are validated
+    st = torch.load(Path(cfg.run.out) / "state.pt", weights_only=True)
+    assert st["budget_spent_s"] >= 0.02 * 60
+    assert (Path(cfg.run.out) / "best.safetensors").is_file()
+
+
+def test_time_budget_and_loss_config_errors(tmp_path):
+    for override, key in [("optim.time_budget=-1", "optim.time_budget"),
+                          ("optim.budget_clock=moon", "optim.budget_clock"), ("loss.pixel=l3", "loss.pixel")]:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            Trainer(load_config(_config(tmp_path), [override]), progress=False)

@@ -1,4 +1,4 @@
-"""Training losses: pixel (L1 / MSE) + lambda_p * perceptual (Table 9 and 10 of the paper).
+"""Training losses: pixel (L1 / MSE / Charbonnier) + lambda_p * perceptual (Table 9 and 10 of the paper).
 
 Perceptual loss: L1 distance between VGG16 features of output and target (ImageNet-normalised),
 at relu1_2, relu2_2 and relu3_3 by default, weight 1 each (Johnson et al.'s layers; the paper
@@ -40,17 +40,25 @@ class PerceptualLoss(nn.Module):
         return sum(w * F.l1_loss(fp[i], ft[i]) for i, w in zip(self.idx, self.weights))
 
 
+def charbonnier_loss(pred, target, eps: float = 1e-3):
+    """sqrt((p - t)^2 + eps^2): L1 with a smooth minimum (MPRNet, Restormer's deraining loss)."""
+    return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
+
+
+PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier_loss}
+
+
 class DerainLoss(nn.Module):
     """pixel loss + lambda_p * perceptual; returns (total, {name: value}) for logging."""
 
     def __init__(self, pixel: str = "l1", perceptual_weight: float = 1.0,
                  perceptual_layers=("relu1_2", "relu2_2", "relu3_3")):
         super().__init__()
-        if pixel not in ("l1", "mse"):
-            raise ConfigError(f"loss.pixel: must be l1 or mse, got {pixel!r}")
+        if pixel not in PIXEL_LOSSES:
+            raise ConfigError(f"loss.pixel: must be one of {', '.join(PIXEL_LOSSES)}, got {pixel!r}")
         if perceptual_weight < 0:
             raise ConfigError(f"loss.perceptual_weight: must be >= 0, got {perceptual_weight}")
-        self.pixel = F.l1_loss if pixel == "l1" else F.mse_loss
+        self.pixel = PIXEL_LOSSES[pixel]
         self.pixel_name = pixel
         self.lam = perceptual_weight
         self.perceptual = PerceptualLoss(tuple(perceptual_layers)) if perceptual_weight > 0 else None

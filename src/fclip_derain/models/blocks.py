@@ -84,3 +84,65 @@ def upsample2x(x, mode: str):
     if mode == "nearest":
         return F.interpolate(x, scale_factor=2, mode="nearest")
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+# ---------------------------------------------------------------- CPU-friendly decoder units
+# ConvNeXt's depthwise 7x7, LayerNorm and GELU passes are memory-bound on a CPU; dense 3x3
+# convolutions run near the machine's FLOP peak (oneDNN). These units trade FLOPs for speed per
+# FLOP: docs/decoder-study.md measures both.
+
+
+class ResBlock(nn.Module):
+    """EDSR-style residual block: conv3x3 -> ReLU -> conv3x3, added to the input (no norm)."""
+
+    def __init__(self, dim: int, kernel_size: int = 3, mlp_ratio: float = 0.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(F.relu(self.conv1(x), inplace=True))
+
+
+class NAFBlock(nn.Module):
+    """NAFNet's block (Chen et al. 2022): LN -> 1x1 (2c) -> dw3x3 -> SimpleGate -> simplified
+    channel attention -> 1x1, then LN -> 1x1 (2c) -> SimpleGate -> 1x1; both residual with a
+    learned per-channel scale (initialised to zero, as NAFNet)."""
+
+    def __init__(self, dim: int, kernel_size: int = 3, mlp_ratio: float = 2.0):
+        super().__init__()
+        h = dim * 2
+        self.norm1 = LayerNorm2d(dim, eps=1e-6)
+        self.pw1 = nn.Conv2d(dim, h, 1)
+        self.dw = nn.Conv2d(h, h, 3, padding=1, groups=h)
+        self.sca = nn.Conv2d(h // 2, h // 2, 1)
+        self.pw2 = nn.Conv2d(h // 2, dim, 1)
+        self.norm2 = LayerNorm2d(dim, eps=1e-6)
+        self.ff1 = nn.Conv2d(dim, h, 1)
+        self.ff2 = nn.Conv2d(h // 2, dim, 1)
+        self.beta = nn.Parameter(torch.zeros(1, dim, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, dim, 1, 1))
+
+    @staticmethod
+    def gate(x):
+        a, b = x.chunk(2, 1)
+        return a * b
+
+    def forward(self, x):
+        y = self.gate(self.dw(self.pw1(self.norm1(x))))
+        y = self.pw2(y * self.sca(y.mean((2, 3), keepdim=True)))
+        x = x + y * self.beta
+        y = self.ff2(self.gate(self.ff1(self.norm2(x))))
+        return x + y * self.gamma
+
+
+class ShuffleUp(nn.Module):
+    """x2 upsampling by a 1x1 conv to 4x the output channels and pixel shuffle (learned
+    sub-pixel upsampling, no interpolation pass)."""
+
+    def __init__(self, cin: int, cout: int, mode: str = "pixelshuffle"):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout * 4, 1)
+
+    def forward(self, x):
+        return F.pixel_shuffle(self.conv(x), 2)

@@ -1,5 +1,9 @@
 """FCLIP-UNet: frozen CLIP ResNet encoder taps -> ConvNeXt + UpDWBlock decoder, LDFPS on skips.
 
+`block` picks the decoder unit: the paper's ConvNeXt + UpDWBlock ("convnext"), or units that run
+faster on a CPU for the same quality ("res": dense 3x3 residual blocks + pixel-shuffle upsampling;
+"naf": NAFNet blocks + pixel shuffle); docs/decoder-study.md compares them at equal training time.
+
 Data flow (depth 4; DESIGN.md section 1):
     x -> pad -> [f1 (H/2), f2 (H/4), f3 (H/8), f4 (H/16)] = frozen encoder(x)
     training only: f_i <- f_i * (1 + sigma_i * N(0, 1))                         (LDFPS)
@@ -15,8 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from .blocks import ConvNeXtBlock, PlainUp, UpDWBlock
+from .blocks import ConvNeXtBlock, NAFBlock, PlainUp, ResBlock, ShuffleUp, UpDWBlock
 from .encoders import FrozenEncoder, get_spec
+
+BLOCKS = {"convnext": ConvNeXtBlock, "res": ResBlock, "naf": NAFBlock}
 
 
 @dataclass
@@ -33,6 +39,7 @@ class ModelConfig:
     # ConvNeXt blocks per tap level, shallow to deep (ours), and at full resolution before the head
     blocks: tuple[int, ...] = (1, 1, 2, 2)
     out_blocks: int = 1
+    block: str = "convnext"  # convnext (the paper's) | res | naf (ours, CPU-friendly)
     kernel_size: int = 7  # ConvNeXt depthwise kernel
     mlp_ratio: float = 4.0
     updw: bool = True  # Table 8: UpDWBlock, or plain interpolation + 1x1 conv
@@ -41,6 +48,7 @@ class ModelConfig:
     ldfps_sigmas: tuple[float, ...] = (0.01, 0.03, 0.06, 0.1)  # Table 11, shallow -> deep
     ldfps_mode: str = "multiplicative"  # f*(1+s*n) as CLIPDenoising; or additive f+s*n
     global_residual: bool = True  # output = x + head(...)
+    zero_init_head: bool = True  # with global_residual: start as the identity (output = input)
 
     def __post_init__(self):
         for f in ("widths", "blocks", "ldfps_sigmas"):
@@ -61,6 +69,8 @@ class ModelConfig:
             bad("ldfps_sigmas", f"needs {self.depth} non-negative sigmas")
         if self.ldfps_mode not in ("multiplicative", "additive"):
             bad("ldfps_mode", "must be multiplicative or additive")
+        if self.block not in BLOCKS:
+            bad("block", f"must be one of {', '.join(BLOCKS)}")
         if self.upsample not in ("bilinear", "nearest", "pixelshuffle"):
             bad("upsample", "must be bilinear, nearest or pixelshuffle")
         if self.out_blocks < 0 or self.kernel_size < 1 or self.kernel_size % 2 == 0:
@@ -87,19 +97,20 @@ class FCLIPUNet(nn.Module):
         ch, w, L = self.encoder.channels, cfg.widths, cfg.depth
         self.proj = nn.Conv2d(ch[L - 1], w[L], 1)
         self.levels = nn.ModuleList()
-        up_cls = UpDWBlock if cfg.updw else PlainUp
+        block_cls = BLOCKS[cfg.block]
+        up_cls = (UpDWBlock if cfg.updw else PlainUp) if cfg.block == "convnext" else ShuffleUp
         for i in range(L, 0, -1):  # deep -> shallow; level i works at width w[i], stride 2**i
             skip_ch = ch[i - 2] if i > 1 else 3
             self.levels.append(nn.ModuleDict({
-                "blocks": nn.Sequential(*[ConvNeXtBlock(w[i], cfg.kernel_size, cfg.mlp_ratio)
+                "blocks": nn.Sequential(*[block_cls(w[i], cfg.kernel_size, cfg.mlp_ratio)
                                           for _ in range(cfg.blocks[i - 1])]),
                 "up": up_cls(w[i], w[i - 1], cfg.upsample),
                 "fuse": nn.Conv2d(w[i - 1] + skip_ch, w[i - 1], 1),
             }))
-        self.out_blocks = nn.Sequential(*[ConvNeXtBlock(w[0], cfg.kernel_size, cfg.mlp_ratio)
+        self.out_blocks = nn.Sequential(*[block_cls(w[0], cfg.kernel_size, cfg.mlp_ratio)
                                           for _ in range(cfg.out_blocks)])
         self.head = nn.Conv2d(w[0], 3, 3, padding=1)
-        if cfg.global_residual:
+        if cfg.global_residual and cfg.zero_init_head:
             # start as the identity (output = input): training begins at the input's PSNR
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)

@@ -47,7 +47,7 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    pixel: str = "l1"  # Table 9: l1 | mse
+    pixel: str = "l1"  # Table 9: l1 | mse; or charbonnier (ours)
     perceptual_weight: float = 1.0  # Table 10: lambda_p
     perceptual_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
 
@@ -63,6 +63,13 @@ class OptimConfig:
     grad_clip: float = 1.0  # max grad norm; 0 disables
     ema: float = 0.0  # EMA decay of weights (0: off); validation and best use the EMA copy
     amp: str = "none"  # none | bf16 | fp16 (fp16 only on CUDA)
+    # stop after this many minutes of training (0: off; `iterations` is then only a cap) and
+    # anneal the learning rate over that time instead of over the iterations: runs compared at
+    # equal cost, or a session's share of a campaign. Validation and checkpoints are not counted.
+    time_budget: float = 0.0
+    # clock of the budget: "cpu" (this process's CPU seconds / torch threads: fair between runs
+    # sharing a machine) or "wall"
+    budget_clock: str = "cpu"
     compile: bool = False
 
 
@@ -125,6 +132,10 @@ class TrainConfig:
             bad("optim.lr", "must be in (0, 1)", o.lr)
         if not 0 <= o.ema < 1:
             bad("optim.ema", "must be in [0, 1)", o.ema)
+        if o.time_budget < 0:
+            bad("optim.time_budget", "must be >= 0 minutes", o.time_budget)
+        if o.budget_clock not in ("cpu", "wall"):
+            bad("optim.budget_clock", "must be cpu or wall", o.budget_clock)
         if o.amp not in ("none", "bf16", "fp16"):
             bad("optim.amp", "must be none, bf16 or fp16", o.amp)
         if self.run.device not in ("auto", "cpu", "cuda", "mps") and not self.run.device.startswith("cuda:"):

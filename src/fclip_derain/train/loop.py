@@ -69,16 +69,39 @@ def build_data(cfg: TrainConfig, log=print):
     return patches, val_pairs
 
 
-def lr_lambda(cfg: TrainConfig):
+def lr_lambda(cfg: TrainConfig, progress=None):
+    """Linear warm-up, then cosine to min_lr over the iterations, or over `progress()` (the
+    spent fraction of a time budget) when given."""
     o = cfg.optim
     floor = o.min_lr / o.lr
 
     def f(step):
         if step < o.warmup:
             return (step + 1) / o.warmup
-        t = (step - o.warmup) / max(1, o.iterations - o.warmup)
+        t = progress() if progress else (step - o.warmup) / max(1, o.iterations - o.warmup)
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
     return f
+
+
+class BudgetClock:
+    """Seconds spent training, on the CPU (process time / threads) or the wall clock; only the
+    intervals between `start()` and `stop()` count (validation and checkpoints do not)."""
+
+    def __init__(self, kind: str, spent: float = 0.0):
+        self.kind, self.spent, self._t = kind, spent, None
+
+    def _now(self):
+        if self.kind == "wall":
+            return time.perf_counter()
+        return time.process_time() / max(1, torch.get_num_threads())
+
+    def start(self):
+        self._t = self._now()
+
+    def stop(self):
+        if self._t is not None:
+            self.spent += self._now() - self._t
+            self._t = None
 
 
 class Trainer:
@@ -117,7 +140,10 @@ class Trainer:
                 broadcast_buffers=False)
         o = cfg.optim
         self.opt = torch.optim.AdamW(self.params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg))
+        self.clock = BudgetClock(o.budget_clock)
+        self.budget_s = 60 * o.time_budget
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lr_lambda(cfg, self.budget_fraction if self.budget_s else None))
         self.scaler = torch.amp.GradScaler("cuda", enabled=(o.amp == "fp16" and self.device.type == "cuda"))
         self.ema = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()} if o.ema else None
         self.loss = DerainLoss(cfg.loss.pixel, cfg.loss.perceptual_weight, cfg.loss.perceptual_layers).to(self.device)
@@ -193,7 +219,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "ema": self.ema,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.to_dict(), "budget_spent_s": self.clock.spent,
         }
 
     def save_state(self):
@@ -222,6 +248,7 @@ class Trainer:
         if st["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(st["rng"]["cuda"])
         self.iteration, self.best = st["iteration"], st["best"]
+        self.clock.spent = st.get("budget_spent_s", 0.0)
         self.log(f"resumed from {path} at iteration {self.iteration}")
 
     # ------------------------------------------------------------ validation
@@ -265,6 +292,10 @@ class Trainer:
         return DataLoader(stream, batch_size=None, sampler=indices, num_workers=self.cfg.data.workers,
                           pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(0))
 
+    def budget_fraction(self) -> float:
+        """Spent fraction of the time budget."""
+        return min(1.0, self.clock.spent / self.budget_s)
+
     def _on_sigint(self, *_):
         self.stop_requested = True
 
@@ -296,6 +327,10 @@ class Trainer:
             bar = tqdm(total=o.iterations, initial=self.iteration, file=self.log_stream, dynamic_ncols=True,
                        unit="it", mininterval=2)
         t0, seen, last = time.time(), 0, {}
+        if self.budget_s:
+            self.log(f"time budget {o.time_budget:g} min ({o.budget_clock} clock), "
+                     f"{self.clock.spent / 60:.1f} min spent")
+        self.clock.start()
         try:
             for x, y in self._loader():
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -319,14 +354,22 @@ class Trainer:
                 self.iteration += 1
                 seen += x.shape[0] * self.world
                 it = self.iteration
+                self.clock.stop()
+                done = it >= o.iterations
+                if self.budget_s:
+                    spent_up = torch.tensor([float(self.clock.spent >= self.budget_s)])
+                    if self.distributed:  # every rank stops at the same iteration
+                        dist.all_reduce(spent_up)
+                    done = done or bool(spent_up.item())
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.sched.get_last_lr()[0]:.2e}", refresh=False)
-                if it % cfg.run.log_every == 0 or it == o.iterations:
+                if it % cfg.run.log_every == 0 or done:
                     rate = seen / max(1e-9, time.time() - t0)
                     self._metrics({"iteration": it, "loss": loss.item(), **parts,
-                                   "lr": self.sched.get_last_lr()[0], "patches_per_s": rate})
-                if it % cfg.data.val_every == 0 or it == o.iterations:
+                                   "lr": self.sched.get_last_lr()[0], "patches_per_s": rate,
+                                   "train_minutes": self.clock.spent / 60})
+                if it % cfg.data.val_every == 0 or done:
                     if self.main:
                         last = self.validate()
                         if last:
@@ -339,7 +382,7 @@ class Trainer:
                             self._metrics({"iteration": it, **last})
                             self.log(f"iteration {it}: val PSNR {last['val_psnr']:.2f} dB, SSIM "
                                      f"{last['val_ssim']:.4f}{' (best)' if improved else ''}")
-                if it % cfg.run.checkpoint_every == 0 or it == o.iterations or self.stop_requested:
+                if it % cfg.run.checkpoint_every == 0 or done or self.stop_requested:
                     self.save_state()
                 if self.distributed:
                     flag = torch.tensor([int(self.stop_requested)])
@@ -349,16 +392,22 @@ class Trainer:
                     self.log(f"interrupted: saved iteration {it} to {self.out / STATE_FILE}; "
                              "run the same command again to resume")
                     break
+                if done:
+                    break
+                self.clock.start()
         finally:
+            self.clock.stop()
             if bar is not None:
                 bar.close()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             if self.tb:
                 self.tb.flush()
-        if self.main and self.iteration >= o.iterations and not (self.out / "best.safetensors").exists():
+        finished = self.iteration >= o.iterations or (self.budget_s and self.clock.spent >= self.budget_s)
+        if self.main and finished and not (self.out / "best.safetensors").exists():
             save_model(self.eval_weights(), self.out / "best.safetensors", extra={"iteration": self.iteration})
-        return {"iteration": self.iteration, "best_val_psnr": self.best, **last}
+        return {"iteration": self.iteration, "best_val_psnr": self.best,
+                "train_minutes": round(self.clock.spent / 60, 2), **last}
 
 
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict | None:
