@@ -35,6 +35,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
     ap.add_argument("--dest", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--version", help="model version recorded in the metadata (shown by `fclip-derain info`)")
     ap.add_argument("--trained-with", default="configs/raintrainl-cpu.yaml",
                     help="how the run was made (config, overrides, earlier runs), stored in the metadata")
     args = ap.parse_args()
@@ -54,6 +55,8 @@ def main():
     half = abs(fp16[0] - fp32[0]) < 0.01 and abs(fp16[1] - fp32[1]) < 1e-4
     extra = {"iteration": meta.get("iteration", "?"), "val_psnr": fp32[0], "val_ssim": fp32[1],
              "trained_with": args.trained_with, "precision": "fp16" if half else "fp32"}
+    if args.version:
+        extra["version"] = args.version
     path = save_model(model, args.dest, extra=extra, half=half)
     print(json.dumps({"dest": str(path), "bytes": path.stat().st_size, "fp32_val": fp32, "fp16_val": fp16,
                       "stored_as": extra["precision"], "iteration": extra["iteration"]}, indent=2))

@@ -149,3 +149,73 @@ def test_benchmark_writes_json_and_markdown(ckpt, tmp_path, capsys):
     assert "64x48" in md.read_text()
     assert main(["benchmark", "-c", ckpt, "--sizes", "64by48"]) == 2
     assert "--sizes" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- first-hour defects (issue 19)
+
+def test_grey_stays_grey_and_16_bit_stays_16_bit(ckpt, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    grey = rand_image(30, 40, 5)[..., 0]
+    Image.fromarray(grey).save(src / "grey.png")
+    deep = (np.random.default_rng(0).random((30, 40)) * 65535).astype(np.uint16)
+    Image.fromarray(deep).save(src / "deep.png")
+    Image.fromarray(deep).save(src / "deep2.tif")
+    out = tmp_path / "out"
+    assert main(["derain", str(src), "-o", str(out), "-c", ckpt, "-q", "--compare"]) == 0
+    g = Image.open(out / "grey.png")
+    assert g.mode == "L" and np.array_equal(np.asarray(g), grey)  # the tiny model is the identity
+    for name in ("deep.png", "deep2.tif"):
+        d = Image.open(out / name)
+        assert d.mode.startswith("I;16"), name
+        # 16-bit precision kept: an 8-bit round trip would be off by up to 128 levels
+        assert np.abs(np.asarray(d).astype(int) - deep).max() <= 1, name
+    assert Image.open(out / "deep_compare.png").mode == "L"  # side by side for viewing: 8-bit
+
+
+def test_unwritable_output_fails_before_any_work(ckpt, images, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for argv in (["derain", str(images), "-o", str(blocker / "sub"), "-c", ckpt],
+                 ["eval", str(images), "--json", str(blocker / "r.json"), "-c", ckpt],
+                 ["eval", str(images), "--csv", str(tmp_path), "-c", ckpt],
+                 ["metrics", "--pred", str(images), "--target", str(images), "--json", str(blocker / "x.json")],
+                 ["synth", "--clean", str(images), "-o", str(blocker / "s")],
+                 ["export", "-c", ckpt, "--onnx", str(blocker / "m.onnx")]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "done:" not in err[0], (argv, err)
+    assert not (blocker.parent / "sub").exists()
+
+
+@pytest.mark.parametrize("tile", ["7", "63"])
+def test_tiles_below_the_minimum_are_refused(ckpt, images, tmp_path, capsys, tile):
+    assert main(["derain", str(images / "a.png"), "-o", str(tmp_path / "o"), "-c", ckpt, "--tile", tile]) == 2
+    assert "--tile" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bare_command_lists_the_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in ("derain", "eval", "train", "serve", "info"))
+
+
+def test_help_describes_every_option(capsys):
+    import re
+    from fclip_derain.cli import build_parser
+    sub = next(a for a in build_parser()._actions if a.dest == "cmd")
+    for cmd, parser in sub.choices.items():
+        undocumented = [a.dest for a in parser._actions if not a.help]
+        assert undocumented == [], (cmd, undocumented)
+    text = sub.choices["derain"].format_help()
+    assert re.search(r"--tile-overlap[^-]*default:\s+32", text) and "ICC" in text and "alpha" in text
+
+
+def test_info_names_the_default_model_and_cached_weights(capsys):
+    import re
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "encoder efficientnet-lite0" in out or "encoder resnet50-imagenet" in out
+    assert re.search(r"efficientnet-lite0 +here: yes", out)  # installed with the package

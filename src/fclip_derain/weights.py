@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -86,15 +85,8 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, progr
 
 
 def _progress(total, desc, enabled):
-    try:
-        from tqdm import tqdm
-        return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=not enabled or None,
-                    file=sys.stderr)
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        class _Null:
-            def update(self, n): pass
-            def close(self): pass
-        return _Null()
+    from .progress import progress_bar
+    return progress_bar(total=total, desc=desc, unit="B", enabled=enabled, unit_scale=True)
 
 
 # ---------------------------------------------------------------- checkpoints (safetensors)

@@ -36,6 +36,11 @@ def open_image(src, name: str | None = None) -> Image.Image:
 
     Returns the PIL image so callers that re-save can keep its EXIF/ICC info.
     """
+    return _to_rgb(open_native(src, name))
+
+
+def open_native(src, name: str | None = None) -> Image.Image:
+    """Like `open_image`, but in the file's own mode (grey, 16-bit, alpha kept)."""
     name = name or str(src)
     if isinstance(src, (str, os.PathLike)):
         p = Path(src)
@@ -61,20 +66,52 @@ def open_image(src, name: str | None = None) -> Image.Image:
             im.seek(0)  # animated GIF/WebP/TIFF: the first frame
             im.load()
             im = ImageOps.exif_transpose(im)
-            im = _to_rgb(im)
-            im.info.update({k: v for k, v in info.items() if k in ("icc_profile", "exif", "dpi")})
+            im.info.update({k: v for k, v in info.items() if k in ("icc_profile", "exif", "dpi", "transparency")})
             return im
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{name}: refused as a decompression bomb ({e})") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, Image.UnidentifiedImageError,
+    except Image.UnidentifiedImageError:  # Pillow's message names a file object, not the file
+        raise ImageError(f"{name}: cannot read image (not an image, or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
             MemoryError, struct.error) as e:
         msg = str(e).split("\n")[0] or type(e).__name__
         raise ImageError(f"{name}: cannot read image ({msg})") from None
 
 
+GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def native_array(im: Image.Image) -> np.ndarray:
+    """The array to derain, keeping what the file holds: grey -> HxW uint8, 16-bit grey -> HxW
+    float32 in [0, 1] (full precision), anything else -> HxWx3 uint8 RGB (alpha over white)."""
+    if im.mode in GREY_16:  # scaled so that writing back (native_output) restores the values
+        return np.clip(np.asarray(im, dtype=np.float32) / 65535.0, 0, 1)
+    if im.mode == "L":
+        return np.asarray(im)
+    if im.mode == "LA":
+        return np.asarray(_to_rgb(im).convert("L"))
+    return np.asarray(_to_rgb(im))
+
+
+def native_output(y: np.ndarray, src: Image.Image, fmt: str) -> np.ndarray:
+    """A derained `native_array` as the array to write: 16-bit grey stays 16-bit where the format
+    holds it (PNG, TIFF), else 8-bit."""
+    if y.dtype == np.uint8:
+        return y
+    if src.mode in GREY_16 and fmt in ("PNG", "TIFF"):
+        return (np.clip(y, 0, 1) * 65535 + 0.5).astype(np.uint16)
+    return (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
+    out = _to_rgb_pixels(im)
+    out.info.update({k: v for k, v in im.info.items() if k in ("icc_profile", "exif", "dpi")})
+    return out
+
+
+def _to_rgb_pixels(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit grey: keep the top 8 bits (Pillow's convert('L') would clip instead)
         a = np.asarray(im, dtype=np.uint32)

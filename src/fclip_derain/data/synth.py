@@ -119,7 +119,7 @@ def synthesize(clean_dir, out_dir, preset: str = "light", copies: int = 1, seed:
     import sys
     from pathlib import Path
 
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     from ..errors import FclipError, ImageError
     from ..weights import atomic_write
@@ -134,7 +134,7 @@ def synthesize(clean_dir, out_dir, preset: str = "light", copies: int = 1, seed:
     if not files:
         raise FclipError(f"--clean {clean_dir}: no images found")
     failed = []
-    for j, f in enumerate(tqdm(files, desc=f"synth {preset}", file=sys.stderr, disable=not progress)):
+    for j, f in enumerate(progress_bar(files, desc=f"synth {preset}", unit="img", enabled=progress)):
         try:
             clean = load_image(f)
         except ImageError as e:

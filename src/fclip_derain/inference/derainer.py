@@ -113,10 +113,13 @@ def _array_to_tensor(a: np.ndarray) -> torch.Tensor:
 
 
 def _tensor_to_array(y: torch.Tensor, like: np.ndarray) -> np.ndarray:
-    """(1, 3, H, W) in [0, 1] -> an array of `like`'s dtype and layout (grey stays grey)."""
+    """(1, 3, H, W) in [0, 1] -> an array of `like`'s dtype and layout. Grey stays grey: the
+    model sees the grey image in all three channels and its output's channel mean is written
+    (no colour cast can appear in a one-channel image)."""
     y = y[0].permute(1, 2, 0).numpy()
-    y = (y * 255 + 0.5).astype(np.uint8) if like.dtype == np.uint8 else y.astype(like.dtype)
-    return y[..., 0] if like.ndim == 2 else y
+    if like.ndim == 2:
+        y = y.mean(2)
+    return (y * 255 + 0.5).astype(np.uint8) if like.dtype == np.uint8 else y.astype(like.dtype)
 
 
 def free_memory_bytes(device: torch.device) -> int:

@@ -8,14 +8,13 @@ half-written file.
 """
 from __future__ import annotations
 
-import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from ..data.io import FORMAT_BY_EXT, VIDEO_EXTS, open_image, save_image
+from ..data.io import FORMAT_BY_EXT, VIDEO_EXTS, native_array, native_output, open_native, save_image
 from ..errors import FclipError
 
 
@@ -30,13 +29,15 @@ def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, c
     def load(f: Path):
         if f.suffix.lower() in VIDEO_EXTS:
             return None
-        im = open_image(f)
-        return im, np.asarray(im)
+        im = open_native(f)  # grey stays grey, 16-bit stays 16-bit (native_array)
+        return im, native_array(im)
 
     def save(dest: Path, y, im, arr):
-        save_image(dest, y, FORMAT_BY_EXT[dest.suffix.lower()], like=im)
+        fmt = FORMAT_BY_EXT[dest.suffix.lower()]
+        save_image(dest, native_output(y, im, fmt), fmt, like=im)
         if compare:
-            save_image(dest.with_name(f"{dest.stem}_compare.png"), np.concatenate([arr, y], 1))
+            pair = [native_output(a, im, "JPEG") for a in (arr, y)]  # 8-bit for viewing
+            save_image(dest.with_name(f"{dest.stem}_compare.png"), np.concatenate(pair, 1))
 
     def collect(keep: int):
         nonlocal done
@@ -60,11 +61,11 @@ def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, c
         pending.clear()
         collect(keep=batch_size)
 
-    from tqdm import tqdm
+    from ..progress import progress_bar
     nxt = reader.submit(load, plan[0][0]) if plan else None
     try:
-        for i, (f, dest) in enumerate(tqdm(plan, desc="derain", unit="img", file=sys.stderr,
-                                           disable=not progress or len(plan) < 2)):
+        for i, (f, dest) in enumerate(progress_bar(plan, desc="derain", unit="img",
+                                                   enabled=progress and len(plan) > 1)):
             cur, nxt = nxt, (reader.submit(load, plan[i + 1][0]) if i + 1 < len(plan) else None)
             try:
                 loaded = cur.result()
@@ -78,7 +79,7 @@ def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, c
                 failed.append(str(e))
                 continue
             im, arr = loaded
-            if pending and pending[0][1].shape != arr.shape:
+            if pending and (pending[0][1].shape, pending[0][1].dtype) != (arr.shape, arr.dtype):
                 flush()
             pending.append((f, arr, im, dest))
             if len(pending) >= batch_size:

@@ -6,7 +6,6 @@ nothing behind.
 """
 from __future__ import annotations
 
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,8 +40,8 @@ def derain_video(derainer, src: str | Path, dest: str | Path, progress: bool = T
                 os_ = out.add_stream(codec, rate=rate)
                 os_.width, os_.height = vs.codec_context.width, vs.codec_context.height
                 os_.pix_fmt = "yuv420p"
-                from tqdm import tqdm
-                bar = tqdm(total=total, desc=src.name, unit="frame", file=sys.stderr, disable=not progress)
+                from ..progress import progress_bar
+                bar = progress_bar(total=total, desc=src.name, unit="frame", enabled=progress)
                 try:
                     for frame in inp.decode(vs):
                         y = derainer.derain(frame.to_ndarray(format="rgb24"))

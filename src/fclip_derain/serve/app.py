@@ -29,6 +29,9 @@ from ..data.io import open_image
 from ..errors import ImageError
 
 STATIC = Path(__file__).parent / "static"
+# a raindrop; served inline so the page needs no other file
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M8 1C6 5 3 8 3 10.5a5 5 0 0 0 '
+           '10 0C13 8 10 5 8 1z" fill="#3a7bd5"/></svg>')
 MULTIPART_SLACK = 64 * 1024  # form boundaries and headers around the file itself
 
 
@@ -93,6 +96,13 @@ def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000
     @app.get("/", response_class=HTMLResponse)
     def page():
         return (STATIC / "index.html").read_text()
+
+    @app.get("/favicon.svg")
+    @app.get("/favicon.ico")
+    def favicon():
+        from fastapi.responses import Response
+        return Response(FAVICON, media_type="image/svg+xml",
+                        headers={"cache-control": "public, max-age=86400"})
 
     @app.get("/api/health")
     def health():

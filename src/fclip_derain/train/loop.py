@@ -323,9 +323,9 @@ class Trainer:
                  f"{len(self.val_pairs)} validation pairs, run dir {self.out}")
         bar = None
         if self.progress:
-            from tqdm import tqdm
-            bar = tqdm(total=o.iterations, initial=self.iteration, file=self.log_stream, dynamic_ncols=True,
-                       unit="it", mininterval=2)
+            from ..progress import progress_bar
+            bar = progress_bar(total=o.iterations, initial=self.iteration, file=self.log_stream,
+                               desc="train", unit="it", dynamic_ncols=True, mininterval=2)
         t0, seen, last = time.time(), 0, {}
         if self.budget_s:
             self.log(f"time budget {o.time_budget:g} min ({o.budget_clock} clock), "
