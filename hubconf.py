@@ -1,5 +1,11 @@
-"""torch.hub entry point: `torch.hub.load("<owner>/fclip-derain", "fclip_unet", source="github")`
-or, from a local clone, `torch.hub.load(".", "fclip_unet", source="local")`."""
+"""torch.hub entry points, from a clone of this repository (run in its root):
+
+    import torch
+    model = torch.hub.load(".", "fclip_unet", source="local")      # the FCLIP-UNet module
+    derainer = torch.hub.load(".", "derainer", source="local")     # a ready `Derainer`
+
+Once the repository is on GitHub, `torch.hub.load("ACCOUNT/fclip-derain", "derainer")` works the
+same way with ACCOUNT the account that hosts it (the package's dependencies must be installed)."""
 dependencies = ["torch", "numpy", "PIL", "safetensors", "yaml"]
 
 import os
