@@ -27,7 +27,7 @@ def test_deterministic_per_seed_and_varied():
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (7, 5), (33, 129), (321, 481)])
-@pytest.mark.parametrize("preset", ["light", "heavy", "mixed"])
+@pytest.mark.parametrize("preset", ["light", "heavy", "mixed", "real"])
 def test_shapes_and_ranges(hw, preset):
     c = _scene(*hw)
     out = render_rain(c, get_preset(preset), np.random.default_rng(0))
@@ -62,3 +62,50 @@ def test_preset_statistics_close_to_real_sets():
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="drizzle"):
         get_preset("drizzle")
+
+
+# ---------------------------------------------------------------- renderer v2 (`real` preset)
+
+def test_real_preset_deterministic_and_varied():
+    c = _scene(96, 128)
+    a = render_rain(c, PRESETS["real"], np.random.default_rng([4, 1]))
+    b = render_rain(c, PRESETS["real"], np.random.default_rng([4, 1]))
+    d = render_rain(c, PRESETS["real"], np.random.default_rng([4, 2]))
+    assert np.array_equal(a, b) and not np.array_equal(a, d)
+
+
+def test_real_streaks_follow_the_background():
+    """Streaks pull the background towards the sky's light: much brighter on dark backgrounds,
+    barely visible on a bright sky (the v1 presets add a fixed amount everywhere)."""
+    import dataclasses
+    p = dataclasses.replace(PRESETS["real"], mist=(0.0, 0.0), splash_p=0.0, drops_p=0.0, light=(0.85, 0.85))
+    gain = {}
+    for level in (20, 128, 230):
+        flat = np.full((128, 128, 3), level, np.uint8)
+        gain[level] = np.mean([render_rain(flat, p, np.random.default_rng(i)).astype(float).mean() - level
+                               for i in range(6)])
+    assert gain[20] > 2 * gain[128] > 0 and abs(gain[230]) < gain[128] / 2
+
+
+def test_real_mist_thickens_with_depth():
+    """With mist and no streaks, the top of the frame (far, by the depth prior) is veiled more."""
+    import dataclasses
+    p = dataclasses.replace(PRESETS["real"], mist=(0.4, 0.4), density_far=(0.0, 0.0), density_near=(0.0, 0.0),
+                            splash_p=0.0, drops_p=0.0)
+    dark = np.full((128, 96, 3), 10, np.uint8)
+    veils = np.mean([render_rain(dark, p, np.random.default_rng(i)).astype(float) for i in range(8)], 0)
+    assert veils[:16].mean() > veils[-16:].mean() + 20
+
+
+def test_rain_stats_see_streaks_and_mist():
+    from fclip_derain.metrics.rain_stats import moved_fraction, rain_stats
+    c = _scene(128, 160)
+    base = rain_stats(c)
+    rainy = c.copy()
+    rainy[:, ::9] = np.minimum(255, rainy[:, ::9].astype(int) + 60).astype(np.uint8)  # thin vertical lines
+    s = rain_stats(rainy)
+    assert s["anisotropy"] > base["anisotropy"] + 1 and s["streak_cover"] > base["streak_cover"] + 5
+    assert s["streak_contrast"] > 40
+    misty = (0.6 * c + 0.4 * 230).astype(np.uint8)
+    assert rain_stats(misty)["veil"] > base["veil"] + 40
+    assert moved_fraction(10.0, 6.0, 2.0) == 0.5
