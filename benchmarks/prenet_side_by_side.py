@@ -3,8 +3,10 @@
     python benchmarks/prenet_side_by_side.py --out docs/prenet_side_by_side
 
 Writes OUT.json and OUT.md: Rain100L / Rain12 Y-PSNR/SSIM (MATLAB protocol, scored on saved
-uint8 PNGs), NIQE / BRISQUE on real rain (variants in fclip_derain.metrics.no_reference), CPU
-seconds per 481x321 image (median), parameters and FLOPs. PReNet uses its public weights trained
+uint8 PNGs), NIQE / BRISQUE on real rain (variants in fclip_derain.metrics.no_reference), the
+no-ground-truth rain statistics (fclip_derain.metrics.rain_stats) and the mean brightness change
+on real rain, with how far each model moves the statistics from the inputs towards clean photos'
+(`../shared/data/clean`), CPU seconds per 481x321 image (median), parameters and FLOPs. PReNet uses its public weights trained
 on RainTrainL (`PReNet6-Rain100L.pth`), the same training pairs as our default model.
 """
 import argparse
@@ -22,6 +24,7 @@ from fclip_derain.data.io import load_image, to_float, to_uint8
 from fclip_derain.data.pairing import list_images, pairs_from
 from fclip_derain.evaluation import evaluate_model
 from fclip_derain.metrics import brisque, niqe
+from fclip_derain.metrics.rain_stats import STAT_NAMES, luminance, moved_fraction, population, rain_stats
 from fclip_derain.models import load_model
 from fclip_derain.models.prenet import load_prenet
 
@@ -63,14 +66,21 @@ def main():
             res[k][name] = {"psnr": r.mean("psnr"), "ssim": r.mean("ssim"), "images": len(r.per_image)}
             print(f"{k} {name}: {res[k][name]} ({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
     files = real_images(args.real_every)
-    nr = {"input": {"niqe": [], "brisque": []}, **{k: {"niqe": [], "brisque": []} for k in models}}
+    keys = ("niqe", "brisque", "brightness_change", *STAT_NAMES)
+    nr = {k: {m: [] for m in keys} for k in ("input", *models)}
     for f in files:
         img = load_image(f)
         outs = {"input": img, **{k: fn(img) for k, fn in fns.items()}}
         for k, o in outs.items():
             nr[k]["niqe"].append(niqe(o))
             nr[k]["brisque"].append(brisque(o))
+            # mean luminance change in grey levels: deraining should not darken a photo overall
+            nr[k]["brightness_change"].append(float((luminance(o) - luminance(img)).mean() * 255))
+            for m, v in rain_stats(o).items():
+                nr[k][m].append(v)
     nr = {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in nr.items()}
+    clean_ref = {m: d["mean"] for m, d in population(load_image(f) for f in list_images(DATA / "clean" / "BSDS500-test")).items()}
+    moved = {k: {m: moved_fraction(nr["input"][m], nr[k][m], clean_ref[m]) for m in STAT_NAMES} for k in models}
     x = torch.rand(1, 3, 321, 481)
     for k, m in models.items():
         with torch.inference_mode():
@@ -82,6 +92,7 @@ def main():
         res[k]["gflops_481x321"] = count_flops(m, x) / 1e9
         res[k].update({f"real_{m_}": v for m_, v in nr[k].items()})
     report = {"results": res, "real_input": nr["input"], "real_images": len(files),
+              "real_rain_stats": nr, "clean_rain_stats": clean_ref, "moved_towards_clean": moved,
               "threads": torch.get_num_threads(), "torch": torch.__version__}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(report, indent=2))
@@ -98,6 +109,15 @@ def main():
     lines.append(f"speed-up (PReNet s / ours s): {peer['cpu_s_481x321'] / ours['cpu_s_481x321']:.1f}x; "
                  f"{len(files)} real-rain images (NTURain-R ra1+rb2 and real-rain, every {args.real_every}th); "
                  f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
+    lines += ["", "Real rain (the same images): rain statistics that need no ground truth "
+              "(fclip_derain.metrics.rain_stats), mean brightness change in grey levels, and the fraction of "
+              "the way from the inputs to clean photos each model moves each statistic.", "",
+              "| | " + " | ".join(STAT_NAMES) + " | brightness change |", "|---|" + "---|" * (len(STAT_NAMES) + 1),
+              "| clean photos (BSDS500 test) | " + " | ".join(f"{clean_ref[m]:.3f}" for m in STAT_NAMES) + " | - |"]
+    for k in ("input", *models):
+        cells = [f"{nr[k][m]:.3f}" + (f" ({moved[k][m]:+.0%})" if k in moved else "") for m in STAT_NAMES]
+        lines.append(f"| {'rainy input' if k == 'input' else k} | " + " | ".join(cells)
+                     + f" | {nr[k]['brightness_change']:+.2f} |")
     md = "\n".join(lines)
     Path(args.out + ".md").write_text(md + "\n")
     print(md)

@@ -56,14 +56,14 @@ class RealRainParams:
     """Renderer v2: each field a range drawn per image (or per layer where said)."""
     layers: tuple[int, int] = (2, 4)  # depth layers of streaks
     density_far: Range = (0.004, 0.012)  # seeds per pixel in the farthest layer (tiny, faint streaks)
-    density_near: Range = (0.0002, 0.0012)  # ... in the nearest layer (few, big streaks)
-    length_far: Range = (4.0, 12.0)  # streak length (pixels) in the farthest layer
+    density_near: Range = (0.0004, 0.0016)  # ... in the nearest layer (few, big streaks)
+    length_far: Range = (6.0, 16.0)  # streak length (pixels) in the farthest layer
     length_near: Range = (25.0, 60.0)  # ... in the nearest layer (motion blur grows as drops near the lens)
     width_far: Range = (0.3, 0.5)  # Gaussian sigma across a streak, farthest layer
-    width_near: Range = (0.6, 1.6)  # ... nearest layer
-    defocus_near: Range = (0.0, 2.5)  # extra Gaussian blur of the nearest layer (out of focus)
+    width_near: Range = (0.5, 1.2)  # ... nearest layer
+    defocus_near: Range = (0.0, 2.0)  # extra Gaussian blur of the nearest layer (out of focus)
     opacity_far: Range = (0.08, 0.25)  # how far a streak pulls the background towards the light
-    opacity_near: Range = (0.25, 0.7)
+    opacity_near: Range = (0.15, 0.5)
     angle: Range = (-20.0, 20.0)  # degrees from vertical, per image
     gust: float = 7.0  # sub-layers of a layer tilt by up to this much more (wind gusts)
     light: Range = (0.75, 1.0)  # brightness of the light streaks refract (sky), 0..1

@@ -1,0 +1,85 @@
+"""Summarise the decoder study (issue 16): every arm trained for the same CPU time, scored on
+the same held-out validation pairs; plus each arm's inference cost, measured here in one run.
+
+    bash configs/experiments/decoder-study/run.sh          # trains the arms (about 1 h on 2 cores)
+    python benchmarks/decoder_study.py runs/decoder-study --out docs/decoder-study
+
+Per arm: training throughput (kilo-pixels of patches per second, from the run's own log, one
+thread), iterations reached, validation PSNR/SSIM of the final EMA weights and the best one seen,
+GFLOPs and inference ms at 481x321 and 1920x1080 (the `Derainer` path: channels_last, folded
+BatchNorms; median of --repeats, both threads), trained parameters.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+from pathlib import Path
+
+import torch
+
+from fclip_derain.benchmark import count_flops, time_it
+from fclip_derain.inference import Derainer
+from fclip_derain.models import load_model
+
+
+def cpu_name() -> str:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    name = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
+    flags = next((l for l in out.splitlines() if l.startswith("Flags")), "")
+    return f"{name} ({'AVX-512' if 'avx512f' in flags else 'AVX2, no AVX-512'}{', AMX' if 'amx_bf16' in flags else ''})"
+
+
+def read_jsonl(p: Path) -> list[dict]:
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("study", nargs="?", default="runs/decoder-study")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default="docs/decoder-study")
+    args = ap.parse_args()
+    rows = []
+    for run in sorted(p for p in Path(args.study).iterdir() if (p / "metrics.jsonl").is_file()):
+        recs = read_jsonl(run / "metrics.jsonl")
+        train = [r for r in recs if "patches_per_s" in r]
+        vals = [r for r in recs if "val_psnr" in r]
+        if not vals:
+            continue
+        cfg = json.loads(json.dumps(__import__("yaml").safe_load((run / "config.yaml").read_text())))
+        ps = cfg["data"]["patch_size"]
+        model = load_model(run / "last.safetensors", verify_encoder=False)
+        d = Derainer(model=model)
+        row = {"arm": run.name, "iterations": train[-1]["iteration"], "train_minutes": train[-1].get("train_minutes"),
+               "train_kpx_per_s": train[-1]["patches_per_s"] * ps * ps / 1e3,
+               "val_psnr_final": vals[-1]["val_psnr"], "val_ssim_final": vals[-1]["val_ssim"],
+               "val_psnr_best": max(v["val_psnr"] for v in vals),
+               "params_trained_M": sum(v.numel() for v in model.trainable_state_dict().values()) / 1e6,
+               "block": cfg["model"].get("block", "convnext"), "encoder": cfg["model"]["encoder"],
+               "loss": cfg["loss"]["pixel"], "zero_init_head": cfg["model"].get("zero_init_head", True)}
+        for w, h in ((481, 321), (1920, 1080)):
+            x = torch.rand(1, 3, h, w)
+            row[f"gflops_{w}x{h}"] = count_flops(model, x) / 1e9
+            row[f"ms_{w}x{h}"] = 1e3 * statistics.median(time_it(lambda: d.derain_tensor(x), args.repeats))
+        rows.append(row)
+        print(row, flush=True)
+    cpu = cpu_name()
+    report = {"cpu": cpu, "threads_inference": torch.get_num_threads(), "torch": torch.__version__, "arms": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out + ".json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = ["| arm | decoder | encoder | loss | zero-init | train kpx/s (1 thread) | iterations | "
+             "val PSNR final (best) | val SSIM | ms 481x321 | ms 1920x1080 | GFLOPs 481x321 | trained M params |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: -r["val_psnr_final"]):
+        lines.append(f"| {r['arm']} | {r['block']} | {r['encoder']} | {r['loss']} | {r['zero_init_head']} | "
+                     f"{r['train_kpx_per_s']:.0f} | {r['iterations']} | {r['val_psnr_final']:.2f} "
+                     f"({r['val_psnr_best']:.2f}) | {r['val_ssim_final']:.4f} | {r['ms_481x321']:.0f} | "
+                     f"{r['ms_1920x1080']:.0f} | {r['gflops_481x321']:.1f} | {r['params_trained_M']:.2f} |")
+    lines.append("")
+    lines.append(f"CPU: {cpu}; inference with {torch.get_num_threads()} threads, torch {torch.__version__}.")
+    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
