@@ -12,21 +12,13 @@ BatchNorms; median of --repeats, both threads), trained parameters.
 import argparse
 import json
 import statistics
-import subprocess
 from pathlib import Path
 
 import torch
 
-from fclip_derain.benchmark import count_flops, time_it
+from fclip_derain.benchmark import count_flops, cpu_model, time_it
 from fclip_derain.inference import Derainer
 from fclip_derain.models import load_model
-
-
-def cpu_name() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    name = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-    flags = next((l for l in out.splitlines() if l.startswith("Flags")), "")
-    return f"{name} ({'AVX-512' if 'avx512f' in flags else 'AVX2, no AVX-512'}{', AMX' if 'amx_bf16' in flags else ''})"
 
 
 def read_jsonl(p: Path) -> list[dict]:
@@ -63,7 +55,7 @@ def main():
             row[f"ms_{w}x{h}"] = 1e3 * statistics.median(time_it(lambda: d.derain_tensor(x), args.repeats))
         rows.append(row)
         print(row, flush=True)
-    cpu = cpu_name()
+    cpu = cpu_model()
     report = {"cpu": cpu, "threads_inference": torch.get_num_threads(), "torch": torch.__version__, "arms": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(report, indent=2) + "\n")

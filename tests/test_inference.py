@@ -109,3 +109,17 @@ def test_export_onnx_and_torchscript(trained_like, tmp_path):
     assert r["max_abs_diff"] < 1e-4  # dynamic H/W: checked at sizes other than the traced one
     r = export_torchscript(trained_like, tmp_path / "m.pt")
     assert r["max_abs_diff"] < 1e-4
+
+
+def test_precision_auto_follows_the_cpu(trained_like, monkeypatch):
+    """Automatic precision: bf16 only where it is the faster path (AMX CPUs), fp32 on AVX2."""
+    import fclip_derain.devices as devices
+    from fclip_derain.inference import Derainer
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert Derainer(model=trained_like, device="cpu").dtype is None
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512f", "amx_bf16"})
+    d = Derainer(model=trained_like, device="cpu")
+    assert d.dtype == torch.bfloat16 and d.half
+    assert Derainer(model=trained_like, device="cpu", half=False).dtype is None
+    x = torch.rand(1, 3, 40, 56)
+    assert (d.derain_tensor(x) - Derainer(model=trained_like, device="cpu", half=False).derain_tensor(x)).abs().mean() < 0.02

@@ -17,6 +17,22 @@ from pathlib import Path
 import torch
 
 
+def cpu_model() -> str:
+    """lscpu's model name and the vector units that decide CPU speed (AVX-512, AMX)."""
+    from .devices import cpu_flags
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
+    except OSError:
+        pass
+    flags = cpu_flags()
+    units = ["AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"]
+    if "amx_bf16" in flags:
+        units.append("AMX-BF16")
+    return f"{name} ({', '.join(units)})"
+
+
 def count_params(model) -> dict:
     enc = sum(p.numel() for p in model.encoder.parameters())
     dec = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("encoder."))
@@ -109,14 +125,15 @@ def run_benchmark(args) -> int:
             from .errors import FclipError
             raise FclipError(f"--sizes: {s!r} is not WxH") from None
         sizes.append((w, h))
-    d = Derainer(args.checkpoint, device=args.device, half=args.half)
-    # the unoptimised path (NCHW, as a plain PyTorch port would run it), timed in the same run
-    plain = Derainer(args.checkpoint, device=args.device, half=args.half, channels_last=False, fold_bn=False)
+    half = {"auto": None, "fp32": False, "half": True}[getattr(args, "precision", "auto")]
+    d = Derainer(args.checkpoint, device=args.device, half=half)
+    # the unoptimised path (NCHW, fp32, as a plain PyTorch port would run it), timed in the same run
+    plain = Derainer(args.checkpoint, device=args.device, half=False, channels_last=False, fold_bn=False)
     model, dev = d.model, d.device
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     info = {"device": str(dev), "machine": platform.processor() or platform.machine(),
             "torch": torch.__version__, "threads": torch.get_num_threads(), "encoder": model.config.encoder,
-            "half": args.half, **count_params(model)}
+            "half": d.half, "cpu": cpu_model(), **count_params(model)}
     rows = []
     for w, h in sizes:
         x = torch.rand(1, 3, h, w, device=dev)
@@ -135,7 +152,7 @@ def run_benchmark(args) -> int:
             d.derain_tensor(x)
             row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
         else:
-            row["peak_mem_mb"] = peak_rss_subprocess(args.checkpoint, w, h, args.device, args.half)
+            row["peak_mem_mb"] = peak_rss_subprocess(args.checkpoint, w, h, args.device, d.half)
         rows.append(row)
         print(f"{w}x{h}: median {row['median_s']*1000:.0f} ms, peak {row['peak_mem_mb'] or 0:.0f} MB", file=sys.stderr)
     report = {"info": info, "rows": rows}

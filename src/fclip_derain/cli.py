@@ -86,7 +86,7 @@ def cmd_derain(args) -> int:
             _eprint(f"error: {e}")
         return 1
     out = writable_dir(args.output, "-o")
-    d = Derainer(args.checkpoint, device=args.device, half=args.half, tile=args.tile,
+    d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile,
                  tile_overlap=args.tile_overlap)
     inputs_resolved = {f.resolve() for f, _ in files}
     done, skipped, failed = 0, 0, list(errors)
@@ -151,7 +151,7 @@ def cmd_eval(args) -> int:
     writable_file(args.csv, "--csv")
     if args.save_images:
         writable_dir(args.save_images, "--save-images")
-    d = Derainer(args.checkpoint, device=args.device, half=args.half, tile=args.tile)
+    d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile)
     rows, per_image, failed = [], {}, 0
     for name, root in _parse_sets(args.datasets):
         pairs = pairs_from(root, allow_unpaired=args.allow_unpaired, warn=_eprint)
@@ -269,7 +269,7 @@ def cmd_export(args) -> int:
 def cmd_serve(args) -> int:
     from .inference import Derainer
     from .serve.app import serve
-    d = Derainer(args.checkpoint, device=args.device, half=args.half)
+    d = Derainer(args.checkpoint, device=args.device, half=_half(args))
     serve(d, host=args.host, port=args.port, max_bytes=args.max_mb * 2 ** 20,
           max_pixels=int(args.max_mp * 1e6), max_queue=args.max_queue)
     return 0
@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
         sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="where to run: auto picks CUDA, then Apple MPS, then the CPU (default: auto)")
-        sp.add_argument("--half", action="store_true", help="bf16/fp16 inference where supported")
+        _precision_args(sp)
         sp.add_argument("--tile", type=_positive_int,
                         help=f"tile side in pixels for large images, at least {MIN_TILE} (default: "
                              "automatic, sized from free memory)")
@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="where to run (default: auto)")
-    s.add_argument("--half", action="store_true", help="bf16/fp16 inference where supported")
+    _precision_args(s)
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("export", help="export ONNX (dynamic H/W, checked with onnxruntime) and/or TorchScript")
@@ -396,11 +396,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
     s.add_argument("--sizes", default="480x320,1920x1080", help="comma-separated WxH")
     s.add_argument("--repeats", type=_positive_int, default=5, help="timed runs per size (default: 5)")
-    s.add_argument("--half", action="store_true", help="bf16/fp16 inference where supported")
+    _precision_args(s)
     s.add_argument("--json", help="write the results to this JSON file")
     s.add_argument("--markdown", help="write the results as a Markdown table to this file")
     s.set_defaults(fn=cmd_benchmark)
     return p
+
+
+def _precision_args(sp):
+    sp.add_argument("--precision", choices=["auto", "fp32", "half"], default="auto",
+                    help="auto: bf16/fp16 where it is faster (CUDA, CPUs with AMX), else fp32 (default: auto)")
+    sp.add_argument("--half", dest="precision", action="store_const", const="half", help="same as --precision half")
+
+
+def _half(args) -> bool | None:
+    return {"auto": None, "fp32": False, "half": True}[args.precision]
 
 
 def _positive_int(v):
