@@ -31,13 +31,16 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="docs/decoder-study")
     args = ap.parse_args()
-    rows = []
+    rows, curves = [], {}
     for run in sorted(p for p in Path(args.study).iterdir() if (p / "metrics.jsonl").is_file()):
         recs = read_jsonl(run / "metrics.jsonl")
         train = [r for r in recs if "patches_per_s" in r]
         vals = [r for r in recs if "val_psnr" in r]
         if not vals:
             continue
+        minutes = {r["iteration"]: r["train_minutes"] for r in train if "train_minutes" in r}
+        curves[run.name] = [(minutes.get(v["iteration"], minutes[min(minutes, key=lambda i: abs(i - v["iteration"]))]),
+                             v["val_psnr"]) for v in vals]
         cfg = json.loads(json.dumps(__import__("yaml").safe_load((run / "config.yaml").read_text())))
         ps = cfg["data"]["patch_size"]
         model = load_model(run / "last.safetensors", verify_encoder=False)
@@ -70,6 +73,16 @@ def main():
     lines.append("")
     lines.append(f"CPU: {cpu}; inference with {torch.get_num_threads()} threads, torch {torch.__version__}.")
     Path(args.out + ".md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, pts in sorted(curves.items()):
+        ax.plot(*zip(*pts), "o-", label=name)
+    ax.set(xlabel="CPU minutes of training (one thread)", ylabel="val Y-PSNR (dB), 20 held-out pairs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out + ".png", dpi=80)
     print("\n".join(lines))
 
 

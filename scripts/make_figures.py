@@ -1,4 +1,5 @@
-"""Figures for the docs: Rain100L crops (input | ours | PReNet | target) and real rain before/after.
+"""Figures for the docs: Rain100L crops (input | ours | PReNet | target), real rain before/after
+(input | ours | PReNet), and real-rain crops at 2x (nearest-neighbour, so streaks stay visible).
 
     python scripts/make_figures.py --out docs/figures
 """
@@ -49,12 +50,17 @@ def main():
     Image.fromarray(np.concatenate(rows, 0)).save(out / "rain100l_crops.png", optimize=True)
     reals = [SHARED / "data" / "NTURain-R" / "ra1" / "00010.jpg", SHARED / "data" / "NTURain-R" / "rb2" / "00030.jpg",
              SHARED / "data" / "real-rain" / "real-001.png", SHARED / "data" / "real-rain" / "real-050.png"]
-    rows = []
+    rows, crops = [], []
     for f in reals:
         a = np.asarray(Image.fromarray(load_image(f)).resize((480, 320)))
-        rows.append(np.concatenate([label(a, "real rain"), label(run(ours, a), "ours")], 1))
+        o, pr = run(ours, a), run(prenet, a)
+        rows.append(np.concatenate([label(a, "real rain"), label(o, "FCLIP-UNet (ours)"), label(pr, "PReNet")], 1))
+        zoom = lambda im: np.asarray(Image.fromarray(im[100:220, 150:310]).resize((320, 240), Image.NEAREST))
+        crops.append(np.concatenate([label(zoom(a), "real rain 2x"), label(zoom(o), "ours 2x"),
+                                     label(zoom(pr), "PReNet 2x")], 1))
     Image.fromarray(np.concatenate(rows, 0)).save(out / "real_rain.png", optimize=True)
-    print("wrote", out / "rain100l_crops.png", out / "real_rain.png")
+    Image.fromarray(np.concatenate(crops, 0)).save(out / "real_rain_crops.png", optimize=True)
+    print("wrote", out / "rain100l_crops.png", out / "real_rain.png", out / "real_rain_crops.png")
 
 
 if __name__ == "__main__":
