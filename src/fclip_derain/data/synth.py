@@ -89,11 +89,11 @@ def get_preset(name: str) -> RainParams | RealRainParams | str:
 
 def streak_kernel(length: float, width: float, angle_deg: float) -> np.ndarray:
     """A line of the given length through the centre, angle from vertical, Gaussian cross-section
-    (cached on parameters rounded to what a pixel grid can show)."""
-    return _streak_kernel(round(length * 2) / 2, round(width * 20) / 20, round(angle_deg * 2) / 2).copy()
+    (cached on parameters rounded to whole pixels, tenths of a pixel and whole degrees)."""
+    return _streak_kernel(float(round(length)), round(width * 10) / 10, float(round(angle_deg))).copy()
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)
 def _streak_kernel(length: float, width: float, angle_deg: float) -> np.ndarray:
     t = np.deg2rad(angle_deg)
     # the streak's bounding box (odd sides, centred): near-vertical streaks need few columns
@@ -210,7 +210,7 @@ def render_real_rain(clean: np.ndarray, p: RealRainParams, rng: np.random.Genera
 
         # near drops are out of focus: blurring the stamp blurs every streak it makes
         defocus = _u(rng, p.defocus_near) * near if near > 0.6 else 0.0
-        subs = 2 if near > 0.3 else 1  # gusts: nearer layers show sub-layers at other angles
+        subs = 2 if near > 0.6 else 1  # gusts: the nearest layers show sub-layers at other angles
         for _ in range(subs):
             k = _blur(streak_kernel(length, width, angle + rng.uniform(-p.gust, p.gust)), defocus)
             ys, xs, bright = seeds(h, w, density / subs, rng)
