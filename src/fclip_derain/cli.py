@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def writable_dir(path: str | Path, flag: str) -> Path:
         raise FclipError(f"{flag} {p}: exists and is not a folder")
     try:
         p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".fclip-write-test-{__import__('os').getpid()}"
+        probe = p / f".fclip-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
