@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 
 import torch
+import yaml
 
 from fclip_derain.benchmark import count_flops, cpu_model, time_it
 from fclip_derain.inference import Derainer
@@ -41,7 +42,7 @@ def main():
         minutes = {r["iteration"]: r["train_minutes"] for r in train if "train_minutes" in r}
         curves[run.name] = [(minutes.get(v["iteration"], minutes[min(minutes, key=lambda i: abs(i - v["iteration"]))]),
                              v["val_psnr"]) for v in vals]
-        cfg = json.loads(json.dumps(__import__("yaml").safe_load((run / "config.yaml").read_text())))
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
         ps = cfg["data"]["patch_size"]
         model = load_model(run / "last.safetensors", verify_encoder=False)
         d = Derainer(model=model)

@@ -125,7 +125,8 @@ def run_benchmark(args) -> int:
             from .errors import FclipError
             raise FclipError(f"--sizes: {s!r} is not WxH") from None
         sizes.append((w, h))
-    half = {"auto": None, "fp32": False, "half": True}[getattr(args, "precision", "auto")]
+    from .cli import PRECISIONS
+    half = PRECISIONS[getattr(args, "precision", "auto")]
     d = Derainer(args.checkpoint, device=args.device, half=half)
     # the unoptimised path (NCHW, fp32, as a plain PyTorch port would run it), timed in the same run
     plain = Derainer(args.checkpoint, device=args.device, half=False, channels_last=False, fold_bn=False)

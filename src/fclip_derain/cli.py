@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .errors import FclipError
 
+PRECISIONS = {"auto": None, "fp32": False, "half": True}  # --precision -> Derainer(half=...)
+
 
 def _eprint(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -405,13 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _precision_args(sp):
-    sp.add_argument("--precision", choices=["auto", "fp32", "half"], default="auto",
+    sp.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                     help="auto: bf16/fp16 where it is faster (CUDA, CPUs with AMX), else fp32 (default: auto)")
     sp.add_argument("--half", dest="precision", action="store_const", const="half", help="same as --precision half")
 
 
 def _half(args) -> bool | None:
-    return {"auto": None, "fp32": False, "half": True}[args.precision]
+    return PRECISIONS[args.precision]
 
 
 def _positive_int(v):
