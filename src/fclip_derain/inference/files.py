@@ -14,8 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.io import FORMAT_BY_EXT, VIDEO_EXTS, native_array, native_output, open_native, save_image
+from ..data.io import (
+    FORMAT_BY_EXT,
+    VIDEO_EXTS,
+    native_array,
+    native_output,
+    open_native,
+    save_image,
+)
 from ..errors import FclipError
+
+
+def compare_path(dest: Path) -> Path:
+    """Where `--compare` writes input|output side by side for `dest`."""
+    return dest.with_name(f"{dest.stem}_compare.png")
 
 
 def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, compare: bool = False,
@@ -37,7 +49,7 @@ def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, c
         save_image(dest, native_output(y, im, fmt), fmt, like=im)
         if compare:
             pair = [native_output(a, im, "JPEG") for a in (arr, y)]  # 8-bit for viewing
-            save_image(dest.with_name(f"{dest.stem}_compare.png"), np.concatenate(pair, 1))
+            save_image(compare_path(dest), np.concatenate(pair, 1))
 
     def collect(keep: int):
         nonlocal done

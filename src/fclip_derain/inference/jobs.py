@@ -1,0 +1,170 @@
+"""One derain job over many files: find the inputs, plan their outputs, run them on an engine.
+
+`fclip-derain derain` and `fclip_derain.derain_dataset` both come through `derain_dataset`, so the
+local engine (this process) and the Ray engine (a pool of workers on this machine or a cluster,
+inference/ray_engine.py) find, name, skip and report files the same way and write the same bytes.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import FclipError
+
+ENGINES = ("local", "ray")
+PRECISIONS = {"auto": None, "fp32": False, "half": True}  # precision name -> Derainer(half=...)
+MIN_TILE_ARG = 64  # below this a tile is mostly overlap and padding: slow and visibly different
+
+
+@dataclass
+class DerainReport:
+    """What a job did: counts for the summary line, one message per failed input."""
+    found: int = 0  # input files found (0: nothing to do, `failed` says why)
+    done: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"done: {self.done}, skipped: {self.skipped}, failed: {len(self.failed)}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a worker needs to build its own Derainer: small and picklable, unlike the model."""
+    checkpoint: str | None = None
+    device: str = "auto"
+    half: bool | None = None
+    tile: int | None = None
+    tile_overlap: int = 32
+
+    def build(self):
+        from .derainer import Derainer
+        return Derainer(self.checkpoint, device=self.device, half=self.half, tile=self.tile,
+                        tile_overlap=self.tile_overlap)
+
+
+def check_tile(tile: int | None, overlap: int = 32) -> None:
+    if tile is None:
+        return
+    if tile < MIN_TILE_ARG:
+        raise FclipError(f"--tile {tile}: tiles must be at least {MIN_TILE_ARG} pixels (or leave --tile out "
+                         "for automatic tiling)")
+    if tile <= 2 * overlap:
+        raise FclipError(f"--tile {tile}: must be larger than twice --tile-overlap ({overlap})")
+
+
+def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """-> [(file, path relative to its root)], [errors]. Folders, globs and files."""
+    from ..data.io import VIDEO_EXTS, is_image_path
+    from ..data.pairing import list_images
+    files, errors = [], []
+    for item in map(str, items):
+        p = Path(item)
+        if p.is_dir():
+            imgs = list_images(p, recursive) + [v for v in (p.rglob("*") if recursive else p.iterdir())
+                                                if v.suffix.lower() in VIDEO_EXTS]
+            files += [(f, f.relative_to(p)) for f in imgs if f.is_file()]
+            errors += [f"{f}: is a directory, not an image" for f in imgs if f.is_dir() and not recursive]
+            if not imgs:
+                errors.append(f"{p}: no images found")
+        elif p.exists():
+            files.append((p, Path(p.name)))
+        elif any(ch in item for ch in "*?["):
+            hits = sorted(glob.glob(item, recursive=recursive))
+            if not hits:
+                errors.append(f"{item}: no file matches")
+            files += [(Path(h), Path(Path(h).name)) for h in hits
+                      if Path(h).is_file() and (is_image_path(h) or Path(h).suffix.lower() in VIDEO_EXTS)]
+        else:
+            errors.append(f"{item}: no such file or folder")
+    return files, errors
+
+
+def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str = "", fmt: str | None = None,
+                 skip_existing: bool = False, compare: bool = False) -> tuple[list[tuple[Path, Path]], DerainReport]:
+    """-> [(input, output)] still to do, and a report holding the skipped and refused inputs.
+
+    An output that would overwrite an input, or that two inputs would both write (`a.gif` and
+    `a.png` both become `a.png`; `a.jpg` and `a.png` share `a_compare.png`), is refused: a user file
+    is never overwritten and no result silently replaces another."""
+    from ..data.io import FORMAT_BY_EXT, VIDEO_EXTS
+    from .files import compare_path
+    report = DerainReport()
+    inputs_resolved = {f.resolve() for f, _ in files}
+    claimed: dict[Path, Path] = {}  # output path -> the input that writes it
+    plan = []
+    for f, rel in files:
+        is_video = f.suffix.lower() in VIDEO_EXTS
+        ext = f.suffix if is_video or not fmt else f".{fmt.lower()}"
+        if ext.lower() not in FORMAT_BY_EXT and not is_video:  # read-only formats (GIF) -> PNG
+            ext = ".png"
+        dest = out / rel.parent / f"{rel.stem}{suffix}{ext}"
+        writes = [dest] + ([compare_path(dest)] if compare and not is_video else [])
+        keys = [w.resolve() for w in writes]
+        if any(k in inputs_resolved for k in keys):
+            report.failed.append(f"{f}: output {dest} would overwrite an input; use another -o or --suffix")
+        elif any(k in claimed for k in keys):
+            other = next(claimed[k] for k in keys if k in claimed)
+            report.failed.append(f"{f}: output {dest} would also be written for {other}; use --suffix or "
+                                 "derain them separately")
+        elif dest.exists() and skip_existing:
+            report.skipped += 1
+        else:
+            claimed.update((k, f) for k in keys)
+            plan.append((f, dest))
+    return plan, report
+
+
+def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: str = "local",
+                   recursive: bool = False, fmt: str | None = None, suffix: str = "", compare: bool = False,
+                   skip_existing: bool = False, batch_size: int = 1, checkpoint: str | None = None,
+                   device: str = "auto", precision: str = "auto", tile: int | None = None, tile_overlap: int = 32,
+                   ray_address: str | None = None, workers: int | None = None,
+                   progress: bool = True) -> DerainReport:
+    """Derain images, folders, globs and videos into `output`, on this process or on Ray.
+
+    >>> from fclip_derain import derain_dataset
+    >>> r = derain_dataset(["photos/"], "derained/", recursive=True)            # here
+    >>> r = derain_dataset(["/shared/cams/"], "/shared/out/", engine="ray",    # a cluster
+    ...                    ray_address="auto", device="cuda", skip_existing=True)
+    >>> print(r.summary())
+
+    Inputs that fail are reported in `report.failed` (one line each) and the others go on; bad
+    arguments raise FclipError before any work. With `engine="ray"` every worker reads inputs and
+    writes outputs itself, so on a cluster both must be on a filesystem all nodes share.
+    """
+    from ..cli import writable_dir
+    from ..data.io import FORMAT_BY_EXT
+    if engine not in ENGINES:
+        raise FclipError(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
+    if precision not in PRECISIONS:
+        raise FclipError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if fmt and f".{fmt.lower()}" not in FORMAT_BY_EXT:
+        raise FclipError(f"--format {fmt}: choose one of png, jpg, bmp, tiff, webp")
+    check_tile(tile, tile_overlap)
+    if engine == "ray":
+        from .ray_engine import probe_address, require_ray
+        require_ray()  # before any work: a missing extra or a wrong address is a usage error
+        if ray_address:
+            probe_address(ray_address)
+    files, errors = expand_inputs(list(inputs), recursive)
+    if not files:
+        return DerainReport(failed=errors)
+    out = writable_dir(output, "-o")
+    spec = ModelSpec(checkpoint, device, PRECISIONS[precision], tile, tile_overlap)
+    plan, report = plan_outputs(files, out, suffix, fmt, skip_existing, compare)
+    report.found = len(files)
+    report.failed[:0] = errors
+    if engine == "ray":
+        from .ray_engine import derain_on_ray
+        done, failed = derain_on_ray(spec, plan, compare=compare, address=ray_address, workers=workers,
+                                     progress=progress)
+    else:
+        from .files import derain_files
+        done, failed = derain_files(spec.build(), plan, batch_size=batch_size, compare=compare,
+                                    progress=progress)
+    report.done += done
+    report.failed += failed
+    return report

@@ -1,0 +1,127 @@
+"""`derain --engine ray` against the local engine, on a local Ray instance (127.0.0.1 only):
+same bytes, same messages and counts, resumable, a worker killed mid-run costs nothing."""
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import rand_image
+from fclip_derain.cli import main
+from fclip_derain.models import save_model
+from test_bad_inputs import AWKWARD, BROKEN, make_corpus
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for the module (starting one costs ~10 s); the engine reuses it."""
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False,
+             logging_level="ERROR", configure_logging=False, _node_ip_address="127.0.0.1")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def ckpt(tiny_model, tmp_path):
+    return str(save_model(tiny_model, tmp_path / "tiny.safetensors"))
+
+
+def _files(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _summary(err):
+    return [line for line in err.splitlines() if line.startswith(("done:", "  failed:", "error:"))]
+
+
+def test_same_outputs_and_messages_as_local_then_resume(local_ray, ckpt, tmp_path, capsys):
+    src = make_corpus(tmp_path / "in")
+    rgba = np.dstack([rand_image(40, 56, 7), np.full((40, 56), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(src / "alpha.png")
+    common = ["derain", str(src), "-c", ckpt, "-q", "--compare"]
+    assert main([*common, "-o", str(tmp_path / "local")]) == 1
+    local_err = capsys.readouterr().err
+    assert main([*common, "-o", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 1
+    ray_err = capsys.readouterr().err
+    # same counts, same one-line failures (trunc.jpg and trunc.png would share a _compare file)
+    assert _summary(ray_err) == [line.replace("/local/", "/ray/") for line in _summary(local_err)]
+    assert f"done: {len(AWKWARD) + 1}, skipped: 0, failed: {len(BROKEN)}" in ray_err
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")  # byte-identical, no temp files
+    assert "Traceback" not in ray_err
+
+    # an interrupted run, resumed: only the missing outputs are made
+    (tmp_path / "ray" / "rotated.jpg").unlink()
+    (tmp_path / "ray" / "alpha.png").unlink()
+    assert main([*common, "-o", str(tmp_path / "ray"), "--engine", "ray", "--skip-existing"]) == 1
+    assert f"done: 2, skipped: {len(AWKWARD) - 1}, failed: {len(BROKEN)}" in capsys.readouterr().err
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+
+
+def _worker_pids():
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(b"ray::DerainWorker"):
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def test_killed_worker_costs_nothing(local_ray, ckpt, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    n = 40
+    for i in range(n):
+        Image.fromarray(rand_image(96, 128, i)).save(src / f"{i:02d}.png")
+    out = tmp_path / "out"
+    killed = []
+
+    def kill_one_worker_when_work_started():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if out.exists() and any(out.glob("*.png")) and _worker_pids():
+                pid = _worker_pids()[0]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.005)
+
+    t = threading.Thread(target=kill_one_worker_when_work_started, daemon=True)
+    t.start()
+    rc = main(["derain", str(src), "-o", str(out), "-c", ckpt, "-q", "--engine", "ray", "--workers", "2"])
+    t.join()
+    err = capsys.readouterr().err
+    assert killed, "no worker was killed: the job ended before the first output appeared"
+    assert rc == 0 and f"done: {n}, skipped: 0, failed: 0" in err
+    assert "a Ray worker died" in err
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:02d}.png" for i in range(n)]  # once each, no .part
+    assert main(["derain", str(src), "-o", str(tmp_path / "local"), "-c", ckpt, "-q"]) == 0
+    assert _files(out) == _files(tmp_path / "local")
+
+
+def test_without_ray_installed_says_how_to_install(ckpt, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    Image.fromarray(rand_image(20, 20)).save(tmp_path / "a.png")
+    assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "-c", ckpt, "--engine", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --engine ray needs Ray: pip install 'fclip-derain[ray]'"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9", "ray://127.0.0.1:9", "nonsense"])
+def test_unreachable_address_fails_fast(ckpt, tmp_path, capsys, address):
+    Image.fromarray(rand_image(20, 20)).save(tmp_path / "a.png")
+    t0 = time.monotonic()
+    rc = main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "-c", ckpt, "-q",
+               "--engine", "ray", "--ray-address", address])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith(f"error: --ray-address {address}:")
+    assert time.monotonic() - t0 < 10
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
