@@ -219,3 +219,18 @@ def test_info_names_the_default_model_and_cached_weights(capsys):
     out = capsys.readouterr().out
     assert "encoder efficientnet-lite0" in out or "encoder resnet50-imagenet" in out
     assert re.search(r"efficientnet-lite0 +here: yes", out)  # installed with the package
+
+
+def test_two_inputs_never_write_one_output(ckpt, tmp_path, capsys):
+    """a.gif becomes a.png: with a.png beside it, one output would silently replace the other."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(rand_image(20, 24, 1)).save(src / "a.png")
+    Image.fromarray(rand_image(20, 24, 2)).convert("P").save(src / "a.gif")
+    Image.fromarray(rand_image(20, 24, 3)).save(src / "b.jpg")
+    Image.fromarray(rand_image(20, 24, 4)).save(src / "b.png")
+    assert main(["derain", str(src), "-o", str(tmp_path / "out"), "-c", ckpt, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "done: 3, skipped: 0, failed: 1" in err and "would also be written for" in err
+    assert main(["derain", str(src), "-o", str(tmp_path / "cmp"), "-c", ckpt, "-q", "--compare"]) == 1
+    assert "done: 2, skipped: 0, failed: 2" in capsys.readouterr().err  # b.jpg, b.png share b_compare.png

@@ -125,3 +125,29 @@ def test_unreachable_address_fails_fast(ckpt, tmp_path, capsys, address):
     assert rc == 2 and len(err) == 1 and err[0].startswith(f"error: --ray-address {address}:")
     assert time.monotonic() - t0 < 10
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def _frames(path):
+    import av
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+
+
+def test_video_is_one_unit_frames_in_order(local_ray, ckpt, tmp_path, capsys):
+    av = pytest.importorskip("av")
+    src = tmp_path / "in"
+    src.mkdir()
+    with av.open(str(src / "clip.mp4"), "w") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(8):  # each frame differs, so a reordering would show
+            for pkt in s.encode(av.VideoFrame.from_ndarray(rand_image(48, 64, i), format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    Image.fromarray(rand_image(48, 64, 99)).save(src / "still.png")
+    assert main(["derain", str(src), "-o", str(tmp_path / "local"), "-c", ckpt, "-q"]) == 0
+    assert main(["derain", str(src), "-o", str(tmp_path / "ray"), "-c", ckpt, "-q", "--engine", "ray"]) == 0
+    assert "done: 2, skipped: 0, failed: 0" in capsys.readouterr().err
+    local, remote = _frames(tmp_path / "local" / "clip.mp4"), _frames(tmp_path / "ray" / "clip.mp4")
+    assert len(remote) == 8 and all(np.array_equal(a, b) for a, b in zip(local, remote))
