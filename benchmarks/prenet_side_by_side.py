@@ -18,13 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from heavy_rain import held_out_backgrounds
 
 from fclip_derain.benchmark import count_flops, time_it
 from fclip_derain.data.io import load_image, to_float, to_uint8
 from fclip_derain.data.pairing import list_images, pairs_from
 from fclip_derain.evaluation import evaluate_model
-from fclip_derain.metrics import brisque, niqe
-from fclip_derain.metrics.rain_stats import STAT_NAMES, luminance, moved_fraction, population, rain_stats
+from fclip_derain.metrics import brisque, niqe, psnr_rgb
+from fclip_derain.metrics.rain_stats import (
+    STAT_NAMES,
+    luminance,
+    moved_fraction,
+    population,
+    rain_stats,
+)
 from fclip_derain.models import load_model
 from fclip_derain.models.prenet import load_prenet
 
@@ -87,6 +94,15 @@ def main():
             for m, v in rain_stats(o).items():
                 nr[k][m].append(v)
     nr = {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in nr.items()}
+    # photos without rain (the 20 backgrounds held out from training): a model that darkens or
+    # alters them does so everywhere, not only where it removes rain
+    no_rain = {k: {"brightness_change": [], "psnr_to_input": []} for k in models}
+    for bg in held_out_backgrounds():
+        for k, fn in fns.items():
+            o = fn(bg)
+            no_rain[k]["brightness_change"].append(float((luminance(o) - luminance(bg)).mean() * 255))
+            no_rain[k]["psnr_to_input"].append(psnr_rgb(o, bg))
+    no_rain = {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in no_rain.items()}
     clean_ref = {m: d["mean"] for m, d in population(load_image(f) for f in list_images(DATA / "clean" / "BSDS500-test")).items()}
     moved = {k: {m: moved_fraction(nr["input"][m], nr[k][m], clean_ref[m]) for m in STAT_NAMES} for k in models}
     x = torch.rand(1, 3, 321, 481)
@@ -99,6 +115,7 @@ def main():
         res[k]["params_trained"] = res[k]["params"] - enc
         res[k]["gflops_481x321"] = count_flops(m, x) / 1e9
         res[k].update({f"real_{m_}": v for m_, v in nr[k].items()})
+        res[k].update({f"no_rain_{m_}": v for m_, v in no_rain[k].items()})
     report = {"results": res, "real_input": nr["input"], "real_images": len(files),
               "real_rain_stats": nr, "clean_rain_stats": clean_ref, "moved_towards_clean": moved,
               "threads": torch.get_num_threads(), "torch": torch.__version__}
@@ -126,6 +143,10 @@ def main():
         cells = [f"{nr[k][m]:.3f}" + (f" ({moved[k][m]:+.0%})" if k in moved else "") for m in STAT_NAMES]
         lines.append(f"| {'rainy input' if k == 'input' else k} | " + " | ".join(cells)
                      + f" | {nr[k]['brightness_change']:+.2f} |")
+    lines += ["", "Photos without rain (the 20 clean backgrounds held out from training): what each model "
+              "changes where there is no rain to remove.", "",
+              "| model | brightness change (grey levels) | PSNR of output to input (dB) |", "|---|---|---|"]
+    lines += [f"| {k} | {no_rain[k]['brightness_change']:+.2f} | {no_rain[k]['psnr_to_input']:.2f} |" for k in models]
     md = "\n".join(lines)
     Path(args.out + ".md").write_text(md + "\n")
     print(md)
