@@ -151,3 +151,28 @@ def test_video_is_one_unit_frames_in_order(local_ray, ckpt, tmp_path, capsys):
     assert "done: 2, skipped: 0, failed: 0" in capsys.readouterr().err
     local, remote = _frames(tmp_path / "local" / "clip.mp4"), _frames(tmp_path / "ray" / "clip.mp4")
     assert len(remote) == 8 and all(np.array_equal(a, b) for a, b in zip(local, remote))
+
+
+def test_interrupt_then_skip_existing_finishes(ckpt, tmp_path):
+    """Ctrl-C mid-run (its own local Ray instance, in a child process): exit 130, no partial file;
+    the re-run with --skip-existing makes exactly the missing outputs."""
+    import subprocess
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    n = 60
+    for i in range(n):
+        Image.fromarray(rand_image(96, 128, i)).save(src / f"{i:02d}.png")
+    cmd = [sys.executable, "-m", "fclip_derain", "derain", str(src), "-o", str(out), "-c", ckpt, "-q",
+           "--engine", "ray"]
+    child = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and len(list(out.glob("*.png"))) >= 3):
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    made = sorted(p.name for p in out.iterdir())
+    assert child.returncode == 130 and "interrupted" in err, err
+    assert 3 <= len(made) < n and all(not m.startswith(".") for m in made)  # no partial outputs
+    done = subprocess.run([*cmd, "--skip-existing"], stderr=subprocess.PIPE, text=True, timeout=180)
+    assert done.returncode == 0 and f"done: {n - len(made)}, skipped: {len(made)}, failed: 0" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:02d}.png" for i in range(n)]
