@@ -234,3 +234,15 @@ def test_two_inputs_never_write_one_output(ckpt, tmp_path, capsys):
     assert "done: 3, skipped: 0, failed: 1" in err and "would also be written for" in err
     assert main(["derain", str(src), "-o", str(tmp_path / "cmp"), "-c", ckpt, "-q", "--compare"]) == 1
     assert "done: 2, skipped: 0, failed: 2" in capsys.readouterr().err  # b.jpg, b.png share b_compare.png
+
+
+def test_derain_dataset_python_api(ckpt, images, tmp_path):
+    from fclip_derain import FclipError, derain_dataset
+    r = derain_dataset([images], tmp_path / "out", recursive=True, checkpoint=ckpt, progress=False)
+    assert (r.found, r.done, r.skipped, len(r.failed)) == (4, 3, 0, 1) and "broken.png" in r.failed[0]
+    assert r.summary() == "done: 3, skipped: 0, failed: 1"
+    assert (tmp_path / "out" / "sub" / "c.webp").is_file()
+    r = derain_dataset([images], tmp_path / "out", recursive=True, checkpoint=ckpt, skip_existing=True, progress=False)
+    assert (r.done, r.skipped) == (0, 3)
+    with pytest.raises(FclipError, match="--engine spark: choose one of local, ray"):
+        derain_dataset([images], tmp_path / "o2", engine="spark")
