@@ -176,3 +176,30 @@ def test_interrupt_then_skip_existing_finishes(ckpt, tmp_path):
     done = subprocess.run([*cmd, "--skip-existing"], stderr=subprocess.PIPE, text=True, timeout=180)
     assert done.returncode == 0 and f"done: {n - len(made)}, skipped: {len(made)}, failed: 0" in done.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"{i:02d}.png" for i in range(n)]
+
+
+class _FakeCluster:
+    """ray.cluster_resources() / ray.nodes() of a cluster that is not here."""
+
+    def __init__(self, cpus_per_node, gpus=0):
+        self.cpus, self.gpus = cpus_per_node, gpus
+
+    def cluster_resources(self):
+        return {"CPU": float(sum(self.cpus)), **({"GPU": float(self.gpus)} if self.gpus else {})}
+
+    def nodes(self):
+        return [{"Alive": True, "Resources": {"CPU": float(c)}} for c in self.cpus]
+
+
+def test_pool_shape():
+    from fclip_derain import FclipError
+    from fclip_derain.inference.ray_engine import pool_shape
+    # CPU: one worker per node with the smallest node's cores as torch threads
+    assert pool_shape(_FakeCluster([16, 16, 8]), None, "cpu") == (3, {"num_cpus": 8.0}, 8)
+    assert pool_shape(_FakeCluster([2]), 2, "cpu") == (2, {"num_cpus": 1.0}, 1)
+    assert pool_shape(_FakeCluster([2]), 4, "cpu") == (4, {"num_cpus": 0.5}, 1)  # placeable, shared
+    # GPUs: one worker per GPU, also for --device auto; more workers share them
+    assert pool_shape(_FakeCluster([16, 16], gpus=4), None, "auto") == (4, {"num_gpus": 1.0, "num_cpus": 1}, None)
+    assert pool_shape(_FakeCluster([16], gpus=2), 4, "cuda") == (4, {"num_gpus": 0.5, "num_cpus": 1}, None)
+    with pytest.raises(FclipError, match="no GPUs"):
+        pool_shape(_FakeCluster([16]), None, "cuda")

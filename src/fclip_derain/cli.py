@@ -264,16 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tile-overlap", type=_nonneg_int, default=32,
                    help="pixels shared by neighbouring tiles, blended (default: 32)")
     s.add_argument("--batch-size", "-b", type=_positive_int, default=1,
-                   help="derain up to N consecutive images of the same size in one pass (GPU throughput)")
+                   help="derain up to N consecutive images of the same size in one pass (GPU throughput; "
+                        "local engine)")
     s.add_argument("--engine", choices=list(ENGINES), default="local",
                    help="local: this process; ray: a pool of workers, each loading the model once, on this "
                         "machine or a Ray cluster (pip install 'fclip-derain[ray]'; docs/scale-out.md)")
     s.add_argument("--ray-address", metavar="ADDR",
                    help="with --engine ray: join this cluster (auto, HOST:PORT or ray://HOST:PORT); "
                         "default: start a local Ray instance")
-    s.add_argument("--workers", type=_positive_int,
-                   help="with --engine ray: model workers (default: one per node, or one per GPU with "
-                        "--device cuda)")
+    s.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="with --engine ray: model workers (default: one per node, or one per GPU where the "
+                        "cluster has GPUs and --device is auto or cuda)")
     model_args(s)
     s.set_defaults(fn=cmd_derain)
 

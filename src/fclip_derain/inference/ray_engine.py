@@ -101,10 +101,10 @@ def pool_shape(ray, workers: int | None, device: str) -> tuple[int, dict, int | 
 
     CPU: one worker per node by default, each with its share of the cluster's cores as torch
     threads (the model uses every core of a node; more workers per node only add model copies).
-    CUDA: one worker per GPU by default."""
+    GPUs (--device cuda, or auto on a cluster that has them): one worker per GPU by default."""
     resources = ray.cluster_resources()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    if device == "cuda":
+    if device == "cuda" or (device == "auto" and resources.get("GPU")):
         gpus = resources.get("GPU", 0)
         if not gpus:
             raise FclipError("--device cuda: the Ray cluster has no GPUs")
