@@ -204,3 +204,11 @@ def test_pool_shape():
     assert pool_shape(_FakeCluster([16], gpus=2), 4, "cuda") == (4, {"num_gpus": 0.5, "num_cpus": 1}, None)
     with pytest.raises(FclipError, match="no GPUs"):
         pool_shape(_FakeCluster([16]), None, "cuda")
+
+
+def test_partials_of_a_lost_file_are_removed_and_only_those(tmp_path):
+    from fclip_derain.inference.ray_engine import _remove_partials
+    for name in (".a[1].png.k2j.part", ".a[1]_compare.png.x9.part", ".a1.png.k2j.part", "a[1].png"):
+        (tmp_path / name).write_bytes(b"")
+    _remove_partials(tmp_path / "a[1].png", compare=True)  # [1] is not a glob class here
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a1.png.k2j.part", "a[1].png"]

@@ -10,6 +10,7 @@ go to the pool again, unless the dead worker had finished writing them (then the
 """
 from __future__ import annotations
 
+import glob
 import os
 import socket
 import sys
@@ -128,7 +129,7 @@ def _stamp(path: Path):
 def _remove_partials(dest: Path, compare: bool) -> None:
     """Temporary files of an interrupted atomic write (weights.atomic_write names them)."""
     for p in [dest] + ([compare_path(dest)] if compare else []):
-        for tmp in p.parent.glob(f".{p.name}.*.part"):
+        for tmp in p.parent.glob(f".{glob.escape(p.name)}.*.part"):  # names may hold [ ] * ?
             tmp.unlink(missing_ok=True)
 
 
