@@ -1,0 +1,58 @@
+"""Candidate checkpoints on real rain without ground truth, before one is shipped.
+
+    python benchmarks/real_rain_candidates.py default runs/a/best.safetensors ... [--every 8] [--json F]
+
+For every 8th photo of NTURain-R (ra1 + rb2) and real-rain: the no-ground-truth rain statistics
+of fclip_derain.metrics.rain_stats (streak contrast, streak cover, veil), NIQE, and the mean
+brightness change in grey levels, for the inputs and each checkpoint's outputs (one thread, fp32).
+A lighter cousin of prenet_side_by_side.py for choosing between training runs: streak contrast
+should fall, and brightness should fall only as much as rain is removed.
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fclip_derain import Derainer
+from fclip_derain.data.io import load_image
+from fclip_derain.data.pairing import list_images
+from fclip_derain.metrics import niqe
+from fclip_derain.metrics.rain_stats import luminance, rain_stats
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+KEYS = ("streak_contrast", "streak_cover", "veil")
+
+
+def summary(outs, inputs) -> dict:
+    r = {k: float(np.mean([rain_stats(o)[k] for o in outs])) for k in KEYS}
+    r["niqe"] = float(np.mean([niqe(o) for o in outs]))
+    r["brightness_change"] = float(np.mean([(luminance(o) - luminance(i)).mean() * 255 for o, i in zip(outs, inputs)]))
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoints", nargs="+", help="checkpoint files, or `default` for the shipped model")
+    ap.add_argument("--every", type=int, default=8)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    files = (list_images(DATA / "NTURain-R" / "ra1") + list_images(DATA / "NTURain-R" / "rb2"))[:: args.every]
+    files += list_images(DATA / "real-rain")[:: args.every]
+    imgs = [load_image(f) for f in files]
+    report = {"images": len(imgs), "input": summary(imgs, imgs)}
+    for ck in args.checkpoints:
+        d = Derainer(None if ck == "default" else ck, device="cpu", half=False)
+        report[ck] = summary([d.derain(i) for i in imgs], imgs)
+    for k, r in report.items():
+        if k != "images":
+            print(f"{k}: " + ", ".join(f"{m} {v:+.2f}" if m == "brightness_change" else f"{m} {v:.2f}"
+                                       for m, v in r.items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
