@@ -7,42 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from .data.io import writable_dir, writable_file
 from .errors import FclipError
 from .inference.jobs import ENGINES, MIN_TILE_ARG, PRECISIONS
 
 
 def _eprint(*a):
     print(*a, file=sys.stderr, flush=True)
-
-
-def writable_dir(path: str | Path, flag: str) -> Path:
-    """Create `path` if needed and prove a file can be written there, before any work: an
-    unwritable output found after deraining a whole folder costs the whole run."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise FclipError(f"{flag} {p}: exists and is not a folder")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".fclip-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise FclipError(f"{flag} {p}: cannot write there ({e.strerror or e})") from None
-    return p
-
-
-def writable_file(path: str | Path | None, flag: str) -> None:
-    """The folder of an output file must take a file, and the path must not be a folder."""
-    if not path:
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise FclipError(f"{flag} {p}: is a folder, expected a file name")
-    writable_dir(p.parent if str(p.parent) else ".", flag)
 
 
 # ---------------------------------------------------------------- derain

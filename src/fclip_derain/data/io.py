@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..errors import ImageError
+from ..errors import FclipError, ImageError
 from ..weights import atomic_write
 
 # GIF is read (first frame) but never written: its 256 colours would undo the deraining
@@ -175,3 +175,29 @@ def to_float(img: np.ndarray):
 def to_uint8(t) -> np.ndarray:
     """float torch CHW in [0, 1] -> uint8 HWC, rounded (the papers save 8-bit PNGs)."""
     return t.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def writable_dir(path: str | Path, flag: str) -> Path:
+    """Create `path` if needed and prove a file can be written there, before any work: an
+    unwritable output found after deraining a whole folder costs the whole run."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise FclipError(f"{flag} {p}: exists and is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".fclip-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise FclipError(f"{flag} {p}: cannot write there ({e.strerror or e})") from None
+    return p
+
+
+def writable_file(path: str | Path | None, flag: str) -> None:
+    """The folder of an output file must take a file, and the path must not be a folder."""
+    if not path:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise FclipError(f"{flag} {p}: is a folder, expected a file name")
+    writable_dir(p.parent if str(p.parent) else ".", flag)

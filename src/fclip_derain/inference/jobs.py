@@ -135,8 +135,7 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     arguments raise FclipError before any work. With `engine="ray"` every worker reads inputs and
     writes outputs itself, so on a cluster both must be on a filesystem all nodes share.
     """
-    from ..cli import writable_dir
-    from ..data.io import FORMAT_BY_EXT
+    from ..data.io import FORMAT_BY_EXT, writable_dir
     if engine not in ENGINES:
         raise FclipError(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
     if precision not in PRECISIONS:
