@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from prenet_side_by_side import real_images
 
 from fclip_derain import Derainer
 from fclip_derain.data.io import load_image
-from fclip_derain.data.pairing import list_images
 from fclip_derain.metrics import niqe
 from fclip_derain.metrics.rain_stats import luminance, rain_stats
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KEYS = ("streak_contrast", "streak_cover", "veil")
 
 
@@ -39,9 +38,7 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    files = (list_images(DATA / "NTURain-R" / "ra1") + list_images(DATA / "NTURain-R" / "rb2"))[:: args.every]
-    files += list_images(DATA / "real-rain")[:: args.every]
-    imgs = [load_image(f) for f in files]
+    imgs = [load_image(f) for f in real_images(args.every)]  # the side by side's photos, every k-th
     report = {"images": len(imgs), "input": summary(imgs, imgs)}
     for ck in args.checkpoints:
         d = Derainer(None if ck == "default" else ck, device="cpu", half=False)

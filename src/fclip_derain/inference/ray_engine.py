@@ -161,8 +161,9 @@ def _run_pool(ray, spec, plan, compare, workers, progress):
             raise FclipError(errors[0])
         return new
 
-    # what each output looked like before the job: a lost worker's finished file differs from it
-    before = {dest: (_stamp(dest), _stamp(compare_path(dest))) for _, dest in plan}
+    # what each output looked like when first handed out (not all up front: on a large collection
+    # that is a stat per file before any work): a lost worker's finished file differs from it
+    before = {}
 
     def finished_by_lost_worker(dest: Path, is_video: bool) -> bool:
         paths = [dest] + ([compare_path(dest)] if compare and not is_video else [])
@@ -180,6 +181,8 @@ def _run_pool(ray, spec, plan, compare, workers, progress):
             for worker in list(load):
                 while load[worker] < IN_FLIGHT_PER_WORKER and todo:
                     item = todo.popleft()
+                    if item[1] not in before:
+                        before[item[1]] = (_stamp(item[1]), _stamp(compare_path(item[1])))
                     inflight[worker.derain.remote(str(item[0]), str(item[1]), compare)] = (item, worker)
                     load[worker] += 1
             ready, _ = ray.wait(list(inflight), num_returns=1)
