@@ -109,3 +109,41 @@ def test_rain_stats_see_streaks_and_mist():
     misty = (0.6 * c + 0.4 * 230).astype(np.uint8)
     assert rain_stats(misty)["veil"] > base["veil"] + 40
     assert moved_fraction(10.0, 6.0, 2.0) == 0.5
+
+
+def test_real_streaks_keep_the_mist_in_the_target():
+    """`real-streaks`: the same rainy image as `real` (same draws), and a target that is the clean
+    image under the same mist, so a model learns to remove streaks but not to lift the veil."""
+    import dataclasses
+
+    from fclip_derain.data.synth import render_pair
+    c = _scene(96, 128)
+    rainy, target = render_pair(c, PRESETS["real-streaks"], np.random.default_rng([5, 1]))
+    assert np.array_equal(rainy, render_rain(c, PRESETS["real"], np.random.default_rng([5, 1])))
+    r2, t2 = render_pair(c, PRESETS["real"], np.random.default_rng([5, 1]))
+    assert np.array_equal(r2, rainy) and t2 is c
+    # no mist drawn: the target is the clean image exactly
+    clear = dataclasses.replace(PRESETS["real-streaks"], mist=(0.0, 0.0))
+    assert np.array_equal(render_pair(c, clear, np.random.default_rng(3))[1], c)
+    # thick mist, no streaks/splashes/drops: the rain to remove is nothing, target == input
+    fog = dataclasses.replace(PRESETS["real-streaks"], mist=(0.4, 0.4), density_far=(0.0, 0.0),
+                              density_near=(0.0, 0.0), splash_p=0.0, drops_p=0.0)
+    r, t = render_pair(c, fog, np.random.default_rng(3))
+    assert np.abs(r.astype(int) - t).max() <= 1 and np.abs(t.astype(int) - c).mean() > 5
+
+
+def test_training_patches_use_the_misty_target(tmp_path):
+    """The training stream takes the target from the renderer: with only mist drawn, input and
+    target patches agree (the clean photo would differ by the whole veil)."""
+    import dataclasses
+
+    from PIL import Image
+
+    from fclip_derain.data.datasets import SyntheticSource, TrainPatches
+    Image.fromarray(_scene(160, 160)).save(tmp_path / "a.png")
+    src = SyntheticSource([tmp_path / "a.png"], "real-streaks")
+    src.params = dataclasses.replace(src.params, mist=(0.4, 0.4), density_far=(0.0, 0.0),
+                                     density_near=(0.0, 0.0), splash_p=0.0, drops_p=0.0)
+    x, y = TrainPatches([src], [1.0], 64, seed=0)[0]
+    assert x.shape == y.shape == (3, 64, 64)
+    assert (x - y).abs().max() <= 1.5 / 255

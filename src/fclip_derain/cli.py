@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .data.io import writable_dir, writable_file
+from .data.synth import PRESET_NAMES
 from .errors import FclipError
 from .inference.jobs import ENGINES, MIN_TILE_ARG, PRECISIONS
 
@@ -281,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="render synthetic rain over clean photos (input/ + target/ layout)")
     s.add_argument("--clean", required=True, help="folder of clean photos to render rain over")
     s.add_argument("--output", "-o", required=True, help="output folder (input/ and target/ are made in it)")
-    s.add_argument("--preset", default="light", choices=["light", "heavy", "real", "mixed"],
-                   help="kind of rain: light, heavy (Rain100L/H-like), real (renderer v2), mixed (light or heavy) (default: light)")
+    s.add_argument("--preset", default="light", choices=list(PRESET_NAMES),
+                   help="kind of rain: light, heavy (Rain100L/H-like), real (renderer v2), real-streaks (renderer v2 with the "
+                        "mist kept in the target: one target per copy), mixed (light or heavy) (default: light)")
     s.add_argument("--copies", type=_positive_int, default=1, help="rainy versions per clean photo (default: 1)")
     s.add_argument("--seed", type=int, default=0, help="same seed, same rain (default: 0)")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress output")

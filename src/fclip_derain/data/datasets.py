@@ -68,9 +68,10 @@ class SyntheticSource:
     def get(self, i: int, rng: np.random.Generator) -> tuple[None, np.ndarray]:
         return None, self._cache[i]
 
-    def render(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        from .synth import render_rain
-        return render_rain(clean, self.params, rng)
+    def render(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """-> (rainy, target); the target is `clean` unless the preset keeps mist in it."""
+        from .synth import render_pair
+        return render_pair(clean, self.params, rng)
 
 
 class TrainPatches(Dataset):
@@ -100,7 +101,10 @@ class TrainPatches(Dataset):
         b = _fit(b, ps)
         y, x = int(rng.integers(b.shape[0] - ps + 1)), int(rng.integers(b.shape[1] - ps + 1))
         b = b[y:y + ps, x:x + ps]
-        a = src.render(b, rng) if a is None else _fit(a, ps)[y:y + ps, x:x + ps]
+        if a is None:
+            a, b = src.render(b, rng)
+        else:
+            a = _fit(a, ps)[y:y + ps, x:x + ps]
         if self.flips and rng.random() < 0.5:
             a, b = a[:, ::-1], b[:, ::-1]
         if self.rotations:

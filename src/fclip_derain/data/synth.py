@@ -71,19 +71,27 @@ class RealRainParams:
     mist_light: Range = (0.7, 0.95)  # colour of the veil (grey, slightly per channel)
     splash_p: float = 0.3  # chance of splashes on the ground (lower part of the frame)
     drops_p: float = 0.15  # chance of out-of-focus drops on the lens
+    # True: the training target keeps the mist (only streaks, splashes and drops are rain to
+    # remove). Targets without the mist taught models to lift the veil of real photos, which
+    # darkened them by 4-6 grey levels (docs/data-mix.md).
+    mist_in_target: bool = False
 
     def to_dict(self):
         return asdict(self)
 
 
 PRESETS["real"] = RealRainParams()
+PRESETS["real-streaks"] = RealRainParams(mist_in_target=True)
+
+
+PRESET_NAMES = ("light", "heavy", "real", "real-streaks", "mixed")
 
 
 def get_preset(name: str) -> RainParams | RealRainParams | str:
     if name == "mixed":
         return "mixed"
     if name not in PRESETS:
-        raise ConfigError(f"preset: unknown rain preset {name!r}; choose light, heavy, real or mixed")
+        raise ConfigError(f"preset: unknown rain preset {name!r}; choose {', '.join(PRESET_NAMES)}")
     return PRESETS[name]
 
 
@@ -205,8 +213,10 @@ def _lerp(r0: Range, r1: Range, t: float, rng: np.random.Generator) -> float:
     return (1 - t) * _u(rng, r0) + t * _u(rng, r1)
 
 
-def render_real_rain(clean: np.ndarray, p: RealRainParams, rng: np.random.Generator) -> np.ndarray:
-    """Renderer v2 (module docstring): uint8 HxWx3 clean -> uint8 rainy.
+def render_real_rain(clean: np.ndarray, p: RealRainParams, rng: np.random.Generator,
+                     with_target: bool = False):
+    """Renderer v2 (module docstring): uint8 HxWx3 clean -> uint8 rainy, or (rainy, target) with
+    `with_target` (the target is the clean image, misty when `p.mist_in_target`; same draws).
 
     Streak opacity from all layers is splatted into one canvas (each seed weighted by its layer's
     opacity and by whether the scene at that spot is farther than the layer), so the cost is the
@@ -249,7 +259,15 @@ def render_real_rain(clean: np.ndarray, p: RealRainParams, rng: np.random.Genera
     if rng.random() < p.drops_p:
         _lens_drops(o, rng)
     o += 0.5
-    return np.clip(o, 0, 255, out=o).astype(np.uint8)
+    rainy = np.clip(o, 0, 255, out=o).astype(np.uint8)
+    if not with_target:
+        return rainy
+    if not p.mist_in_target:
+        return rainy, clean
+    t = np.empty(clean.shape, np.float32)
+    for c in range(3):
+        t[..., c] = clean[..., c] * (1 - m) + m * np.float32(veil[c]) + 0.5
+    return rainy, np.clip(t, 0, 255, out=t).astype(np.uint8)
 
 
 def _splashes(o: np.ndarray, depth: np.ndarray, rng: np.random.Generator) -> None:
@@ -285,6 +303,15 @@ def _lens_drops(o: np.ndarray, rng: np.random.Generator) -> None:
         m = (np.clip((1.2 - d) * 4, 0, 1) * strength)[..., None]
         box = o[y0:y1, x0:x1]
         box += m * (blurred[y0:y1, x0:x1] - box)
+
+
+def render_pair(clean: np.ndarray, params: RainParams | RealRainParams | str,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 clean -> (rainy, target): the target is `clean` except for presets that keep the
+    mist in it (`real-streaks`). Same draws as `render_rain`, so the rainy image is identical."""
+    if isinstance(params, RealRainParams):
+        return render_real_rain(clean, params, rng, with_target=True)
+    return render_rain(clean, params, rng), clean
 
 
 def render_rain(clean: np.ndarray, params: RainParams | str, rng: np.random.Generator) -> np.ndarray:
@@ -343,11 +370,16 @@ def synthesize(clean_dir, out_dir, preset: str = "light", copies: int = 1, seed:
         except ImageError as e:
             failed.append(str(e))
             continue
-        save_image(out / "target" / f"{f.stem}.png", clean)
+        per_copy = getattr(params, "mist_in_target", False)  # each copy has its own misty target
+        if not per_copy:
+            save_image(out / "target" / f"{f.stem}.png", clean)
         for k in range(copies):
             rng = np.random.default_rng([seed, j, k])
             name = f"{f.stem}.png" if copies == 1 else f"{f.stem}_{k}.png"
-            save_image(out / "input" / name, render_rain(clean, params, rng))
+            rainy, target = render_pair(clean, params, rng)
+            save_image(out / "input" / name, rainy)
+            if per_copy:
+                save_image(out / "target" / name, target)
     meta = {"clean": str(clean_dir), "preset": preset, "copies": copies, "seed": seed,
             "images": len(files) - len(failed),
             "params": {k: v.to_dict() for k, v in PRESETS.items()} if preset == "mixed" else params.to_dict()}
