@@ -118,7 +118,7 @@ def test_real_streaks_keep_the_mist_in_the_target():
 
     from fclip_derain.data.synth import render_pair
     c = _scene(96, 128)
-    rainy, target = render_pair(c, PRESETS["real-streaks"], np.random.default_rng([5, 1]))
+    rainy, _ = render_pair(c, PRESETS["real-streaks"], np.random.default_rng([5, 1]))
     assert np.array_equal(rainy, render_rain(c, PRESETS["real"], np.random.default_rng([5, 1])))
     r2, t2 = render_pair(c, PRESETS["real"], np.random.default_rng([5, 1]))
     assert np.array_equal(r2, rainy) and t2 is c
