@@ -4,7 +4,8 @@
 
 The backgrounds are the validation pairs every training config holds out (seed 0, 20 images), so
 no model here saw them in training. Each preset renders one rainy copy per background with a
-fixed seed; outputs are rounded to uint8 and scored with MATLAB-protocol Y-PSNR/SSIM.
+fixed seed; outputs are rounded to uint8 and scored with MATLAB-protocol Y-PSNR/SSIM against the
+preset's target (the clean photo; for `real-streaks`, the clean photo under the same mist).
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import torch
 from fclip_derain.data.datasets import holdout_split
 from fclip_derain.data.io import load_image, to_float, to_uint8
 from fclip_derain.data.pairing import pairs_from
-from fclip_derain.data.synth import get_preset, render_rain
+from fclip_derain.data.synth import get_preset, render_pair
 from fclip_derain.metrics import psnr_y, ssim_y
 from fclip_derain.models import load_model
 
@@ -32,21 +33,22 @@ def held_out_backgrounds(n: int = 20, seed: int = 0) -> list[np.ndarray]:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoints", nargs="+", help="'default' for the shipped model, or .safetensors files")
-    ap.add_argument("--presets", default="heavy,real")
+    ap.add_argument("--presets", default="heavy,real,real-streaks")
     ap.add_argument("--json")
     args = ap.parse_args()
     clean = held_out_backgrounds()
     res = {}
     for preset in args.presets.split(","):
-        rainy = [render_rain(c, get_preset(preset), np.random.default_rng([7, i])) for i, c in enumerate(clean)]
-        res[preset] = {"input": {"psnr": float(np.mean([psnr_y(r, c) for r, c in zip(rainy, clean)])),
-                                 "ssim": float(np.mean([ssim_y(r, c) for r, c in zip(rainy, clean)]))}}
+        rainy, target = zip(*[render_pair(c, get_preset(preset), np.random.default_rng([7, i]))
+                              for i, c in enumerate(clean)])
+        res[preset] = {"input": {"psnr": float(np.mean([psnr_y(r, c) for r, c in zip(rainy, target)])),
+                                 "ssim": float(np.mean([ssim_y(r, c) for r, c in zip(rainy, target)]))}}
         for ck in args.checkpoints:
             model = load_model(None if ck == "default" else ck)
             with torch.inference_mode():
                 outs = [to_uint8(model(to_float(r)[None])[0]) for r in rainy]
-            res[preset][ck] = {"psnr": float(np.mean([psnr_y(o, c) for o, c in zip(outs, clean)])),
-                               "ssim": float(np.mean([ssim_y(o, c) for o, c in zip(outs, clean)]))}
+            res[preset][ck] = {"psnr": float(np.mean([psnr_y(o, c) for o, c in zip(outs, target)])),
+                               "ssim": float(np.mean([ssim_y(o, c) for o, c in zip(outs, target)]))}
             print(preset, ck, res[preset][ck], file=sys.stderr, flush=True)
     text = json.dumps({"backgrounds": len(clean), "results": res}, indent=2)
     print(text)
