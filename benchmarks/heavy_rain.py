@@ -6,6 +6,8 @@ The backgrounds are the validation pairs every training config holds out (seed 0
 no model here saw them in training. Each preset renders one rainy copy per background with a
 fixed seed; outputs are rounded to uint8 and scored with MATLAB-protocol Y-PSNR/SSIM against the
 preset's target (the clean photo; for `real-streaks`, the clean photo under the same mist).
+`--from-config FILE` adds the synthetic sources of a training config that vary a preset's fields
+(`rain:`), e.g. the dense arm of docs/data-mix.md, labelled `PRESET+FILE[i]`.
 """
 import argparse
 import json
@@ -18,7 +20,7 @@ import torch
 from fclip_derain.data.datasets import holdout_split
 from fclip_derain.data.io import load_image, to_float, to_uint8
 from fclip_derain.data.pairing import pairs_from
-from fclip_derain.data.synth import get_preset, render_pair
+from fclip_derain.data.synth import get_preset, preset_params, render_pair
 from fclip_derain.metrics import psnr_y, ssim_y
 from fclip_derain.models import load_model
 
@@ -34,12 +36,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoints", nargs="+", help="'default' for the shipped model, or .safetensors files")
     ap.add_argument("--presets", default="heavy,real,real-streaks")
+    ap.add_argument("--from-config", help="also score the `rain:` variants of this training config's synthetic sources")
     ap.add_argument("--json")
     args = ap.parse_args()
     clean = held_out_backgrounds()
+    rains = {name: get_preset(name) for name in args.presets.split(",")}
+    if args.from_config:
+        from fclip_derain.train.config import load_config
+        for i, s in enumerate(load_config(args.from_config).data.train):
+            if s.kind == "synthetic" and s.rain:
+                rains[f"{s.preset}+{Path(args.from_config).stem}[{i}]"] = preset_params(s.preset, s.rain)
     res = {}
-    for preset in args.presets.split(","):
-        rainy, target = zip(*[render_pair(c, get_preset(preset), np.random.default_rng([7, i]))
+    for preset, params in rains.items():
+        rainy, target = zip(*[render_pair(c, params, np.random.default_rng([7, i]))
                               for i, c in enumerate(clean)])
         res[preset] = {"input": {"psnr": float(np.mean([psnr_y(r, c) for r, c in zip(rainy, target)])),
                                  "ssim": float(np.mean([ssim_y(r, c) for r, c in zip(rainy, target)]))}}

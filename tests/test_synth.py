@@ -147,3 +147,37 @@ def test_training_patches_use_the_misty_target(tmp_path):
     x, y = TrainPatches([src], [1.0], 64, seed=0)[0]
     assert x.shape == y.shape == (3, 64, 64)
     assert (x - y).abs().max() <= 1.5 / 255
+
+
+def test_preset_fields_can_be_overridden_and_bad_ones_are_named():
+    from fclip_derain.data.synth import preset_params
+    p = preset_params("real-streaks", {"density_near": [0.002, 0.004], "angle": [-35, 35], "splash_p": 0})
+    assert p.density_near == (0.002, 0.004) and p.angle == (-35.0, 35.0) and p.splash_p == 0.0
+    assert p.mist_in_target and p.length_near == PRESETS["real-streaks"].length_near
+    assert preset_params("heavy", None) is PRESETS["heavy"]
+    for preset, rain, named in [("real", {"density_nea": [0, 1]}, "rain.density_nea"),
+                                ("real", {"density_near": [0.004, 0.001]}, "rain.density_near"),
+                                ("real", {"length_near": [-5, 10]}, "rain.length_near"),
+                                ("real", {"splash_p": "often"}, "rain.splash_p"),
+                                ("real", {"mist_in_target": 1}, "rain.mist_in_target"),
+                                ("mixed", {"density": [0, 0.01]}, "rain"),
+                                ("light", [1, 2], "rain")]:
+        with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+            preset_params(preset, rain)
+
+
+def test_training_config_rain_overrides_reach_the_renderer(tmp_path):
+    """A synthetic source's `rain:` fields are validated with the config (one error naming the
+    key, before any training) and used by the source's renderer."""
+    from PIL import Image
+
+    from fclip_derain.data.datasets import SyntheticSource
+    from fclip_derain.train.config import load_config
+    good = ["data.train=[{kind: synthetic, clean: x, preset: real-streaks, rain: {density_near: [0.002, 0.003]}}]"]
+    cfg = load_config(None, good)
+    assert cfg.data.train[0].rain == {"density_near": [0.002, 0.003]}
+    with pytest.raises(ConfigError, match=r"data\.train\[0\]\.rain\.widht_near"):
+        load_config(None, ["data.train=[{kind: synthetic, clean: x, preset: real, rain: {widht_near: [1, 2]}}]"])
+    Image.fromarray(_scene(64, 64)).save(tmp_path / "a.png")
+    src = SyntheticSource([tmp_path / "a.png"], "real-streaks", rain=cfg.data.train[0].rain)
+    assert src.params.density_near == (0.002, 0.003)

@@ -48,10 +48,10 @@ class SyntheticSource:
     """Clean photos with rain rendered on the fly: new rain for every sample, after cropping
     (cheaper, and the crop is all that is seen)."""
 
-    def __init__(self, clean: list[Path], preset: str, warn=print):
-        from .synth import get_preset
+    def __init__(self, clean: list[Path], preset: str, warn=print, rain: dict | None = None):
+        from .synth import preset_params
 
-        self.params = get_preset(preset)
+        self.params = preset_params(preset, rain)
         self.clean, self._cache = [], {}
         for path in clean:
             try:

@@ -17,6 +17,7 @@ compares its statistics with real rainy photos.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import asdict, dataclass
 
@@ -93,6 +94,44 @@ def get_preset(name: str) -> RainParams | RealRainParams | str:
     if name not in PRESETS:
         raise ConfigError(f"preset: unknown rain preset {name!r}; choose {', '.join(PRESET_NAMES)}")
     return PRESETS[name]
+
+
+def preset_params(name: str, overrides: dict | None = None, key: str = "rain"):
+    """A preset's parameters with some fields replaced, e.g. {"density_near": [0.001, 0.004]}:
+    a training source can vary the renderer without a new named preset. Bad fields or values
+    are ConfigErrors naming `key.field`."""
+    params = get_preset(name)
+    if not overrides:
+        return params
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{key}: expected a mapping of renderer fields, got {overrides!r}")
+    if isinstance(params, str):
+        raise ConfigError(f"{key}: preset {name!r} draws light or heavy per image; overrides need a single preset")
+    known = {f.name for f in dataclasses.fields(params)}
+    changes = {}
+    for field, v in overrides.items():
+        where = f"{key}.{field}"
+        if field not in known:
+            raise ConfigError(f"{where}: unknown field of preset {name!r} (known: {', '.join(sorted(known))})")
+        cur = getattr(params, field)
+        signed = field == "angle"  # every other field is a size, count, density or probability
+        if isinstance(cur, bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f"{where}: expected true/false, got {v!r}")
+            changes[field] = v
+        elif isinstance(cur, tuple):
+            ok = (isinstance(v, (list, tuple)) and len(v) == 2
+                  and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                  and v[0] <= v[1] and (signed or v[0] >= 0))
+            if not ok:
+                raise ConfigError(f"{where}: expected a range [low, high] with low <= high"
+                                  f"{'' if signed else ' and low >= 0'}, got {v!r}")
+            changes[field] = tuple(type(cur[0])(x) for x in v)
+        else:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"{where}: expected a number >= 0, got {v!r}")
+            changes[field] = type(cur)(v)
+    return dataclasses.replace(params, **changes)
 
 
 def streak_kernel(length: float, width: float, angle_deg: float) -> np.ndarray:

@@ -26,6 +26,8 @@ class SourceConfig:
     target: str | None = None
     clean: str | None = None
     preset: str = "light"
+    # kind=synthetic: renderer fields that replace the preset's, e.g. {density_near: [0.001, 0.004]}
+    rain: dict = field(default_factory=dict)
     weight: float = 1.0
 
 
@@ -112,6 +114,9 @@ class TrainConfig:
                 bad(f"data.train[{i}]", "a paired source needs root, or input and target", s.root)
             if s.kind == "synthetic" and not s.clean:
                 bad(f"data.train[{i}].clean", "a synthetic source needs a folder of clean images", s.clean)
+            if s.kind == "synthetic":
+                from ..data.synth import preset_params
+                preset_params(s.preset, s.rain, f"data.train[{i}].rain")
             if s.weight < 0:  # 0: a paired source used only for its held-out validation pairs
                 bad(f"data.train[{i}].weight", "must be >= 0", s.weight)
         if d.train and sum(s.weight for s in d.train) <= 0:

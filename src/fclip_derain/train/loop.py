@@ -49,7 +49,7 @@ def build_data(cfg: TrainConfig, log=print):
             sources.append(PairedSource(pairs, warn=log))
         else:
             clean = [p for p in list_images(s.clean) if p.stem not in held]
-            sources.append(SyntheticSource(clean, s.preset, warn=log))
+            sources.append(SyntheticSource(clean, s.preset, warn=log, rain=s.rain))
         weights.append(s.weight)
     d = cfg.data
     if d.progressive:
