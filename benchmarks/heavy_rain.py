@@ -20,7 +20,7 @@ import torch
 from fclip_derain.data.datasets import holdout_split
 from fclip_derain.data.io import load_image, to_float, to_uint8
 from fclip_derain.data.pairing import pairs_from
-from fclip_derain.data.synth import get_preset, preset_params, render_pair
+from fclip_derain.data.synth import get_preset, render_pair
 from fclip_derain.metrics import psnr_y, ssim_y
 from fclip_derain.models import load_model
 
@@ -42,10 +42,8 @@ def main():
     clean = held_out_backgrounds()
     rains = {name: get_preset(name) for name in args.presets.split(",")}
     if args.from_config:
-        from fclip_derain.train.config import load_config
-        for i, s in enumerate(load_config(args.from_config).data.train):
-            if s.kind == "synthetic" and s.rain:
-                rains[f"{s.preset}+{Path(args.from_config).stem}[{i}]"] = preset_params(s.preset, s.rain)
+        from fclip_derain.train.config import rain_variants
+        rains.update(rain_variants(args.from_config))
     res = {}
     for preset, params in rains.items():
         rainy, target = zip(*[render_pair(c, params, np.random.default_rng([7, i]))

@@ -8,7 +8,9 @@ statistics that need no ground truth (fclip_derain.metrics.rain_stats) of each p
 real rainy photos (real-rain, NTURain-R) and clean ones (OUT-stats.png); a grid of real rainy
 photos above rendered ones (OUT-grid.png). Render speed: 256x256 crops on one core, counted in
 CPU seconds of this process (a busy machine does not change it much). Needs matplotlib for the
-PNGs (docs only).
+PNGs (docs only). `--from-config FILE` adds the synthetic sources of a training config that vary a
+preset's fields (`rain:`), e.g. `--from-config configs/experiments/data-mix/pairs-mixed-dense.yaml
+--out docs/synthetic-rain-dense` (the dense arm of docs/data-mix.md).
 """
 import argparse
 import json
@@ -21,7 +23,7 @@ import numpy as np
 
 from fclip_derain.data.io import load_image
 from fclip_derain.data.pairing import list_images, pair_folders, pairs_from
-from fclip_derain.data.synth import PRESETS, get_preset, render_rain
+from fclip_derain.data.synth import preset_params, render_rain
 from fclip_derain.metrics import psnr_y
 from fclip_derain.metrics.rain_stats import STAT_NAMES, population, rain_stats
 
@@ -35,11 +37,15 @@ def stats(v):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="docs/synthetic-rain")
+    ap.add_argument("--from-config", help="also the `rain:` variants of this training config's synthetic sources")
     args = ap.parse_args()
     clean = [load_image(p) for p in list_images(DATA / "clean" / "BSDS500-test")]
+    rains = {name: preset_params(name) for name in ("light", "heavy", "mixed", "real")}
+    if args.from_config:
+        from fclip_derain.train.config import rain_variants
+        rains.update(rain_variants(args.from_config))
     res = {}
-    for name in ("light", "heavy", "mixed", "real"):
-        params = get_preset(name)
+    for name, params in rains.items():
         res[f"synthetic {name}"] = [psnr_y(render_rain(c, params, np.random.default_rng([0, i])), c)
                                     for i, c in enumerate(clean)]
     real = {"RainTrainL (real)": pair_folders(DATA / "RainTrainL" / "input", DATA / "clean" / "BSDS500-test"),
@@ -48,11 +54,12 @@ def main():
         res[k] = [psnr_y(load_image(p.input), load_image(p.target)) for p in pairs]
     speed = {}
     crop = clean[0][:256, :256]
-    for name in ("light", "heavy", "real"):
+    drawn = [name for name in rains if name != "mixed"]
+    for name in drawn:
         rng = np.random.default_rng(0)
         n, t = 0, time.process_time()
         while time.process_time() - t < 3:
-            render_rain(crop, PRESETS[name], rng)
+            render_rain(crop, rains[name], rng)
             n += 1
         speed[name] = n / (time.process_time() - t)
     photos = {"clean (BSDS500 test)": clean,
@@ -60,8 +67,8 @@ def main():
               "NTURain-R": [load_image(p) for p in list_images(DATA / "NTURain-R" / "ra1")
                             + list_images(DATA / "NTURain-R" / "rb2")],
               "RainTrainL inputs": [load_image(p.input) for p in real["RainTrainL (real)"]]}
-    for name in ("light", "heavy", "real"):
-        photos[f"synthetic {name}"] = [render_rain(c, PRESETS[name], np.random.default_rng([0, i]))
+    for name in drawn:
+        photos[f"synthetic {name}"] = [render_rain(c, rains[name], np.random.default_rng([0, i]))
                                        for i, c in enumerate(clean)]
     per_image = {k: [rain_stats(im) for im in v] for k, v in photos.items()}
     rain = {k: population(v) for k, v in photos.items()}
@@ -84,13 +91,15 @@ def main():
     for ax, m in zip(axes, STAT_NAMES):
         vals = {k: [s[m] for s in v] for k, v in per_image.items()}
         lo, hi = np.percentile(np.concatenate(list(vals.values())), [1, 99])
-        for k in ("clean (BSDS500 test)", "real-rain", "NTURain-R", "synthetic light", "synthetic real"):
+        for k in ["clean (BSDS500 test)", "real-rain", "NTURain-R", "synthetic light", "synthetic real"] + \
+                 [f"synthetic {name}" for name in drawn if "+" in name]:
             ax.hist(vals[k], bins=np.linspace(lo, hi, 31), alpha=0.45, density=True, label=k)
         ax.set_title(m)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(args.out + "-stats.png", dpi=80)
-    grid(photos["real-rain"][:4], photos["synthetic real"][:4], args.out + "-grid.png")
+    last = f"synthetic {drawn[-1]}"  # `real`, or the last variant of --from-config
+    grid(photos["real-rain"][:4], photos[last][:4], args.out + "-grid.png")
     for k, v in report["input_psnr_y"].items():
         print(f"{k:22s} {v['mean']:.2f} +- {v['std']:.2f} dB (n={v['n']})")
     for k, v in rain.items():

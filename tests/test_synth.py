@@ -181,3 +181,14 @@ def test_training_config_rain_overrides_reach_the_renderer(tmp_path):
     Image.fromarray(_scene(64, 64)).save(tmp_path / "a.png")
     src = SyntheticSource([tmp_path / "a.png"], "real-streaks", rain=cfg.data.train[0].rain)
     assert src.params.density_near == (0.002, 0.003)
+
+
+def test_rain_variants_of_the_dense_arm_config():
+    """The benchmarks' --from-config reads the varied sources of a shipped experiment config."""
+    from pathlib import Path
+
+    from fclip_derain.train.config import rain_variants
+    cfg = Path(__file__).resolve().parents[1] / "configs/experiments/data-mix/pairs-mixed-dense.yaml"
+    (label, p), = rain_variants(cfg).items()
+    assert label == "real-streaks+pairs-mixed-dense[3]"
+    assert p.mist_in_target and p.density_near[1] > PRESETS["real-streaks"].density_near[1]

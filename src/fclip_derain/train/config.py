@@ -292,3 +292,11 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
     from ..weights import atomic_write
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
     atomic_write(path, lambda t: Path(t).write_text(text))
+
+
+def rain_variants(path: str | Path) -> dict:
+    """{label: renderer params} for each synthetic source of a training config that varies its
+    preset's fields (`rain:`), labelled `PRESET+STEM[i]`: benchmarks score the rain a run trained on."""
+    from ..data.synth import preset_params
+    return {f"{s.preset}+{Path(path).stem}[{i}]": preset_params(s.preset, s.rain)
+            for i, s in enumerate(load_config(path).data.train) if s.kind == "synthetic" and s.rain}
