@@ -153,3 +153,32 @@ def test_holdout_is_deterministic_and_disjoint(tmp_path):
     assert holdout_split(pairs, 3, seed=0)[1] == va
     with pytest.raises(FclipError, match="val_holdout"):
         holdout_split(pairs, 10)
+
+
+class _VerticalStreaks:
+    """A source whose rainy image has vertical bright lines (the target has none)."""
+    def __len__(self):
+        return 1
+
+    def get(self, i, rng):
+        a = np.full((64, 64, 3), 60, np.uint8)
+        a[:, ::8] = 240
+        return a, np.full((64, 64, 3), 60, np.uint8)
+
+
+@pytest.mark.parametrize("rotations, sideways", [(True, True), ("any", True), ("upright", False),
+                                                 (False, False), ("none", False)])
+def test_upright_rotations_keep_rain_vertical(rotations, sideways):
+    """Quarter turns put rain sideways, which no test set or photo has; `upright` keeps the
+    streaks' direction (half turns and flips only)."""
+    p = TrainPatches([_VerticalStreaks()], [1.0], 32, seed=0, rotations=rotations)
+    turned = [bool((x[0].diff(dim=1).abs().sum() < x[0].diff(dim=0).abs().sum()).item())
+              for x, _ in (p[k] for k in range(40))]
+    assert any(turned) == sideways
+
+
+def test_bad_rotations_value_is_named():
+    from fclip_derain.train.config import load_config
+    assert load_config(None, ["data.train=[{kind: paired, root: x}]", "data.rotations=upright"]).data.rotations == "upright"
+    with pytest.raises(FclipError, match=r"data\.rotations"):
+        load_config(None, ["data.train=[{kind: paired, root: x}]", "data.rotations=sideways"])

@@ -78,12 +78,14 @@ class TrainPatches(Dataset):
     """Sample k of an endless stream of (input, target) float patches."""
 
     def __init__(self, sources: list, weights: list[float], patch_size: int | list, seed: int = 0,
-                 flips: bool = True, rotations: bool = True, length: int = 10 ** 12):
+                 flips: bool = True, rotations: bool | str = True, length: int = 10 ** 12):
         self.sources = sources
         w = np.asarray(weights, dtype=np.float64)
         self.probs = w / w.sum()
         self.patch_size = patch_size  # int, or a function of the sample index (progressive)
-        self.seed, self.flips, self.rotations, self.length = seed, flips, rotations, length
+        self.seed, self.flips, self.length = seed, flips, length
+        # quarter turns to draw from: 0..3 (any), 0 or 2 (upright: rain keeps its direction), 0
+        self.turns = {True: 4, "any": 4, "upright": 2, False: 1, "none": 1}[rotations]
 
     def __len__(self):
         return self.length
@@ -107,8 +109,8 @@ class TrainPatches(Dataset):
             a = _fit(a, ps)[y:y + ps, x:x + ps]
         if self.flips and rng.random() < 0.5:
             a, b = a[:, ::-1], b[:, ::-1]
-        if self.rotations:
-            r = int(rng.integers(4))
+        if self.turns > 1:
+            r = int(rng.integers(self.turns)) * (4 // self.turns)
             a, b = np.rot90(a, r), np.rot90(b, r)
         t = lambda im: torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float().div_(255)
         return t(a), t(b)

@@ -43,7 +43,9 @@ class DataConfig:
     progressive: list[list[int]] = field(default_factory=list)
     batch_size: int = 8
     flips: bool = True
-    rotations: bool = True
+    # true (or "any"): quarter turns, which also turn the rain sideways; "upright": half turns
+    # only, so streaks stay near vertical as in every test set and real photo; false: none
+    rotations: bool | str = True
     workers: int = 0
 
 
@@ -133,6 +135,8 @@ class TrainConfig:
         for it, size in (tuple(p) for p in d.progressive):
             if size % 32 or size < 32 or it < 0:
                 bad("data.progressive", "entries are [iteration >= 0, patch size multiple of 32]", [it, size])
+        if d.rotations not in (True, False, "any", "upright", "none"):
+            bad("data.rotations", "must be true, false, any, upright or none", d.rotations)
         if not 0 < o.lr < 1:
             bad("optim.lr", "must be in (0, 1)", o.lr)
         if not 0 <= o.ema < 1:
