@@ -74,6 +74,11 @@ class SyntheticSource:
         return render_pair(clean, self.params, rng)
 
 
+# `data.rotations` -> how many of the quarter turns a patch draws from: 0..3 (any), 0 or 2
+# (upright: rain keeps its direction), 0 (none)
+ROTATIONS = {True: 4, "any": 4, "upright": 2, False: 1, "none": 1}
+
+
 class TrainPatches(Dataset):
     """Sample k of an endless stream of (input, target) float patches."""
 
@@ -84,8 +89,7 @@ class TrainPatches(Dataset):
         self.probs = w / w.sum()
         self.patch_size = patch_size  # int, or a function of the sample index (progressive)
         self.seed, self.flips, self.length = seed, flips, length
-        # quarter turns to draw from: 0..3 (any), 0 or 2 (upright: rain keeps its direction), 0
-        self.turns = {True: 4, "any": 4, "upright": 2, False: 1, "none": 1}[rotations]
+        self.turns = ROTATIONS[rotations]
 
     def __len__(self):
         return self.length

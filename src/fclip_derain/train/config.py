@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from ..data.datasets import ROTATIONS
+from ..data.synth import preset_params
 from ..errors import ConfigError
 from ..models.fclip_unet import ModelConfig
 
@@ -117,7 +119,6 @@ class TrainConfig:
             if s.kind == "synthetic" and not s.clean:
                 bad(f"data.train[{i}].clean", "a synthetic source needs a folder of clean images", s.clean)
             if s.kind == "synthetic":
-                from ..data.synth import preset_params
                 preset_params(s.preset, s.rain, f"data.train[{i}].rain")
             if s.weight < 0:  # 0: a paired source used only for its held-out validation pairs
                 bad(f"data.train[{i}].weight", "must be >= 0", s.weight)
@@ -135,7 +136,7 @@ class TrainConfig:
         for it, size in (tuple(p) for p in d.progressive):
             if size % 32 or size < 32 or it < 0:
                 bad("data.progressive", "entries are [iteration >= 0, patch size multiple of 32]", [it, size])
-        if d.rotations not in (True, False, "any", "upright", "none"):
+        if d.rotations not in ROTATIONS:
             bad("data.rotations", "must be true, false, any, upright or none", d.rotations)
         if not 0 < o.lr < 1:
             bad("optim.lr", "must be in (0, 1)", o.lr)
@@ -301,6 +302,5 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
 def rain_variants(path: str | Path) -> dict:
     """{label: renderer params} for each synthetic source of a training config that varies its
     preset's fields (`rain:`), labelled `PRESET+STEM[i]`: benchmarks score the rain a run trained on."""
-    from ..data.synth import preset_params
     return {f"{s.preset}+{Path(path).stem}[{i}]": preset_params(s.preset, s.rain)
             for i, s in enumerate(load_config(path).data.train) if s.kind == "synthetic" and s.rain}
