@@ -24,3 +24,36 @@ def test_pixel_losses_match_their_formulas():
 def test_unknown_pixel_loss_names_the_key():
     with pytest.raises(ConfigError, match="loss.pixel"):
         DerainLoss("l3", 0)
+
+
+def test_ssim_term_matches_the_reported_metric():
+    """1 - the loss's SSIM equals `ssim_y` (what eval reports) up to the metric's rounding of Y."""
+    import numpy as np
+
+    from fclip_derain.losses import ssim_y_loss
+    from fclip_derain.metrics import ssim_y
+
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)
+    noisy = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    as_t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].double() / 255  # noqa: E731
+    ours = 1 - ssim_y_loss(as_t(noisy), as_t(clean)).item()
+    assert ours == pytest.approx(ssim_y(noisy, clean), abs=2e-3)
+    assert ssim_y_loss(as_t(clean), as_t(clean)).item() == pytest.approx(0, abs=1e-9)
+
+
+def test_ssim_weight_adds_the_term_and_its_gradient():
+    g = torch.Generator().manual_seed(1)
+    p, t = torch.rand(2, 3, 24, 24, generator=g), torch.rand(2, 3, 24, 24, generator=g)
+    plain, _ = DerainLoss("l1", 0)(p, t)
+    q = p.clone().requires_grad_(True)
+    total, parts = DerainLoss("l1", 0, ssim_weight=0.5)(q, t)
+    assert set(parts) == {"l1", "ssim"} and 0 < parts["ssim"] <= 2
+    assert total.item() == pytest.approx(plain.item() + 0.5 * parts["ssim"], rel=1e-6)
+    total.backward()
+    assert torch.isfinite(q.grad).all() and q.grad.abs().sum() > 0
+
+
+def test_negative_ssim_weight_names_the_key():
+    with pytest.raises(ConfigError, match="loss.ssim_weight"):
+        DerainLoss("l1", 0, ssim_weight=-1)

@@ -52,7 +52,10 @@ def _config(tmp_path, **over):
 
 @pytest.mark.parametrize("override,key", [("optim.lr=-1", "optim.lr"), ("data.patch_size=33", "data.patch_size"),
                                           ("optim.bogus=1", "optim.bogus"), ("model.depth=x", "model.depth"),
-                                          ("optim.amp=fp8", "optim.amp"), ("run.device=tpu", "run.device")])
+                                          ("optim.amp=fp8", "optim.amp"), ("run.device=tpu", "run.device"),
+                                          ("loss.pixel=l3", "loss.pixel"),
+                                          ("loss.perceptual_weight=-1", "loss.perceptual_weight"),
+                                          ("loss.ssim_weight=-0.5", "loss.ssim_weight")])
 def test_config_errors_name_the_key(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(_config(tmp_path), [override])

@@ -1,4 +1,5 @@
-"""Training losses: pixel (L1 / MSE / Charbonnier) + lambda_p * perceptual (Table 9 and 10 of the paper).
+"""Training losses: pixel (L1 / MSE / Charbonnier) + lambda_p * perceptual (Table 9 and 10 of the paper),
+optionally + lambda_s * (1 - SSIM) (ours: PReNet trains on negative SSIM alone).
 
 Perceptual loss: L1 distance between VGG16 features of output and target (ImageNet-normalised),
 at relu1_2, relu2_2 and relu3_3 by default, weight 1 each (Johnson et al.'s layers; the paper
@@ -45,20 +46,52 @@ def charbonnier_loss(pred, target, eps: float = 1e-3):
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    return (g / g.sum()).float()
+
+
+def ssim_y_loss(pred, target):
+    """1 - SSIM on the BT.601 luma (Y) of images in [0, 1]: the SSIM that `fclip-derain eval`
+    reports (11x11 Gaussian, sigma 1.5, valid windows, MATLAB's constants), made differentiable.
+    Unlike the metric, Y is not rounded to integers (rounding has no gradient)."""
+    w = torch.tensor([65.481, 128.553, 24.966], device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
+    y_p = 16.0 + (pred * w).sum(1, keepdim=True)
+    y_t = 16.0 + (target * w).sum(1, keepdim=True)
+    g = _gaussian_window().to(pred.device, pred.dtype)
+    gx, gy = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
+
+    def blur(x):  # separable Gaussian over the valid region, as the metric's
+        return F.conv2d(F.conv2d(x, gx), gy)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_p, mu_t = blur(y_p), blur(y_t)
+    s_pp = blur(y_p * y_p) - mu_p * mu_p
+    s_tt = blur(y_t * y_t) - mu_t * mu_t
+    s_pt = blur(y_p * y_t) - mu_p * mu_t
+    ssim = ((2 * mu_p * mu_t + c1) * (2 * s_pt + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (s_pp + s_tt + c2))
+    return 1 - ssim.mean()
+
+
 PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier_loss}
 
 
 class DerainLoss(nn.Module):
-    """pixel loss + lambda_p * perceptual; returns (total, {name: value}) for logging."""
+    """pixel loss + lambda_p * perceptual + lambda_s * (1 - SSIM_Y); returns (total, {name: value})
+    for logging."""
 
     def __init__(self, pixel: str = "l1", perceptual_weight: float = 1.0,
-                 perceptual_layers=("relu1_2", "relu2_2", "relu3_3")):
+                 perceptual_layers=("relu1_2", "relu2_2", "relu3_3"), ssim_weight: float = 0.0):
         super().__init__()
         if pixel not in PIXEL_LOSSES:
             raise ConfigError(f"loss.pixel: must be one of {', '.join(PIXEL_LOSSES)}, got {pixel!r}")
         if perceptual_weight < 0:
             raise ConfigError(f"loss.perceptual_weight: must be >= 0, got {perceptual_weight}")
+        if ssim_weight < 0:
+            raise ConfigError(f"loss.ssim_weight: must be >= 0, got {ssim_weight}")
         self.pixel = PIXEL_LOSSES[pixel]
+        self.ssim_weight = ssim_weight
         self.pixel_name = pixel
         self.lam = perceptual_weight
         self.perceptual = PerceptualLoss(tuple(perceptual_layers)) if perceptual_weight > 0 else None
@@ -69,4 +102,7 @@ class DerainLoss(nn.Module):
         if self.perceptual is not None:
             parts["perceptual"] = self.perceptual(pred, target)
             total = total + self.lam * parts["perceptual"]
+        if self.ssim_weight > 0:
+            parts["ssim"] = ssim_y_loss(pred, target)
+            total = total + self.ssim_weight * parts["ssim"]
         return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -15,6 +15,7 @@ import yaml
 from ..data.datasets import ROTATIONS
 from ..data.synth import preset_params
 from ..errors import ConfigError
+from ..losses import PIXEL_LOSSES
 from ..models.fclip_unet import ModelConfig
 
 
@@ -56,6 +57,8 @@ class LossConfig:
     pixel: str = "l1"  # Table 9: l1 | mse; or charbonnier (ours)
     perceptual_weight: float = 1.0  # Table 10: lambda_p
     perceptual_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
+    # lambda_s of a (1 - SSIM) term on luma, the SSIM the test sets are scored with (0: off)
+    ssim_weight: float = 0.0
 
 
 @dataclass
@@ -138,6 +141,11 @@ class TrainConfig:
                 bad("data.progressive", "entries are [iteration >= 0, patch size multiple of 32]", [it, size])
         if d.rotations not in ROTATIONS:
             bad("data.rotations", "must be true, false, any, upright or none", d.rotations)
+        if self.loss.pixel not in PIXEL_LOSSES:
+            bad("loss.pixel", f"must be one of {', '.join(PIXEL_LOSSES)}", self.loss.pixel)
+        for key in ("perceptual_weight", "ssim_weight"):
+            if getattr(self.loss, key) < 0:
+                bad(f"loss.{key}", "must be >= 0", getattr(self.loss, key))
         if not 0 < o.lr < 1:
             bad("optim.lr", "must be in (0, 1)", o.lr)
         if not 0 <= o.ema < 1:
