@@ -89,6 +89,10 @@ def test_bad_flag_values(capsys):
     with pytest.raises(SystemExit):
         main(["derain", "x.png", "--tile", "-5"])
     assert "positive integer" in capsys.readouterr().err
+    for bad, says in [("10", "at least 64 pixels"), ("big", "size in pixels or `full`")]:
+        with pytest.raises(SystemExit):
+            main(["derain", "x.png", "--work-size", bad])
+        assert says in capsys.readouterr().err
 
 
 def _paired(tmp_path, n=3):

@@ -123,3 +123,40 @@ def test_precision_auto_follows_the_cpu(trained_like, monkeypatch):
     assert Derainer(model=trained_like, device="cpu", half=False).dtype is None
     x = torch.rand(1, 3, 40, 56)
     assert (d.derain_tensor(x) - Derainer(model=trained_like, device="cpu", half=False).derain_tensor(x)).abs().mean() < 0.02
+
+
+def test_work_size_keeps_what_the_model_keeps():
+    """Above the work size only the rain removed at that size reaches the full-resolution image:
+    a model that removes nothing gives back the input exactly, fine detail included (upsampling
+    the small output instead would blur it)."""
+    class KeepsAll(torch.nn.Module):
+        def forward(self, x):
+            return x.clone()
+
+    a = rand_image(500, 700)
+    assert np.array_equal(Derainer(model=KeepsAll(), device="cpu", work_size=256).derain(a), a)
+
+
+def test_work_size_leaves_smaller_images_alone(trained_like):
+    a = rand_image(200, 300)
+    full = Derainer(model=trained_like, device="cpu", work_size=None).derain(a)
+    assert np.array_equal(Derainer(model=trained_like, device="cpu", work_size=300).derain(a), full)
+    small = Derainer(model=trained_like, device="cpu", work_size=128).derain(a)
+    assert small.shape == a.shape and not np.array_equal(small, full)
+
+
+def test_work_size_removes_rain_drawn_larger_than_the_model_learnt(data_dir):
+    """A held-out RainTrainL pair upscaled 3x (rain 3x wider and longer, as with 3x the pixels):
+    the default model misses much of it at full resolution and removes it at the work size."""
+    from fclip_derain.data.datasets import holdout_split
+    from fclip_derain.data.io import load_image
+    from fclip_derain.data.pairing import pairs_from
+    from fclip_derain.metrics import psnr_y
+
+    pair = holdout_split(pairs_from(None, data_dir / "RainTrainL" / "input", data_dir / "clean" / "BSDS500-test"),
+                         20, 0)[1][0]
+    up = lambda a: np.asarray(Image.fromarray(a).resize((a.shape[1] * 3, a.shape[0] * 3), Image.BICUBIC))  # noqa: E731
+    x, y = up(load_image(pair.input)), up(load_image(pair.target))
+    full = psnr_y(Derainer(device="cpu", half=False, work_size=None).derain(x), y)
+    work = psnr_y(Derainer(device="cpu", half=False).derain(x), y)
+    assert work > full + 1.5, (full, work)

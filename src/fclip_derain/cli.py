@@ -13,7 +13,7 @@ from pathlib import Path
 from .data.io import writable_dir, writable_file
 from .data.synth import PRESET_NAMES
 from .errors import FclipError
-from .inference.jobs import ENGINES, MIN_TILE_ARG, PRECISIONS
+from .inference.jobs import ENGINES, MIN_TILE_ARG, MIN_WORK_SIZE, PRECISIONS, WORK_SIZE
 
 
 def _eprint(*a):
@@ -29,7 +29,7 @@ def cmd_derain(args) -> int:
         suffix=args.suffix, compare=args.compare, skip_existing=args.skip_existing, batch_size=args.batch_size,
         checkpoint=args.checkpoint, device=args.device, precision=args.precision, tile=args.tile,
         tile_overlap=args.tile_overlap, ray_address=args.ray_address, workers=args.workers,
-        progress=not args.quiet)
+        work_size=args.work_size, progress=not args.quiet)
     if not report.found:  # nothing to derain: the reasons, without a summary of zeros
         for e in report.failed:
             _eprint(f"error: {e}")
@@ -67,7 +67,8 @@ def cmd_eval(args) -> int:
     writable_file(args.csv, "--csv")
     if args.save_images:
         writable_dir(args.save_images, "--save-images")
-    d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile)
+    # full resolution whatever the image size: the papers' protocol scores the network itself
+    d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile, work_size=None)
     rows, per_image, failed = [], {}, 0
     for name, root in _parse_sets(args.datasets):
         pairs = pairs_from(root, allow_unpaired=args.allow_unpaired, warn=_eprint)
@@ -188,7 +189,7 @@ def cmd_export(args) -> int:
 def cmd_serve(args) -> int:
     from .inference import Derainer
     from .serve.app import serve
-    d = Derainer(args.checkpoint, device=args.device, half=_half(args))
+    d = Derainer(args.checkpoint, device=args.device, half=_half(args), work_size=args.work_size)
     serve(d, host=args.host, port=args.port, max_bytes=args.max_mb * 2 ** 20,
           max_pixels=int(args.max_mp * 1e6), max_queue=args.max_queue)
     return 0
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --engine ray: model workers (default: one per node, or one per GPU where the "
                         "cluster has GPUs and --device is auto or cuda)")
     model_args(s)
+    _work_size_arg(s)
     s.set_defaults(fn=cmd_derain)
 
     s = sub.add_parser("eval", help="derain paired datasets and score them (MATLAB-protocol Y PSNR/SSIM)")
@@ -313,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="where to run (default: auto)")
     _precision_args(s)
+    _work_size_arg(s)
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("export", help="export ONNX (dynamic H/W, checked with onnxruntime) and/or TorchScript")
@@ -337,6 +340,25 @@ def _precision_args(sp):
     sp.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                     help="auto: bf16/fp16 where it is faster (CUDA, CPUs with AMX), else fp32 (default: auto)")
     sp.add_argument("--half", dest="precision", action="store_const", const="half", help="same as --precision half")
+
+
+def _work_size_arg(sp):
+    sp.add_argument("--work-size", type=_work_size, default=WORK_SIZE, metavar="N|full",
+                    help=f"derain images larger than N px (long side) at N px, where rain has the size the "
+                         f"model learnt, and take the removed rain back to full resolution; `full`: derain "
+                         f"at the image's own size (default: {WORK_SIZE}; docs/work-size.md)")
+
+
+def _work_size(v):
+    if v.lower() in ("full", "off", "none"):
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in pixels or `full`, got {v!r}") from None
+    if n < MIN_WORK_SIZE:
+        raise argparse.ArgumentTypeError(f"expected at least {MIN_WORK_SIZE} pixels or `full`, got {v!r}")
+    return n
 
 
 def _half(args) -> bool | None:

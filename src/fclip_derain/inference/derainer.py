@@ -5,11 +5,13 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..devices import fast_half, pick_device
 from ..errors import FclipError
 from ..models.loading import load_model
+from .jobs import WORK_SIZE, check_work_size
 from .tiling import tiled_forward
 
 # Peak working memory of the default model per input pixel in fp32, measured with
@@ -17,6 +19,7 @@ from .tiling import tiled_forward
 # that it needs at most half the memory that is free when the image arrives.
 BYTES_PER_PIXEL = 600
 MIN_TILE, MAX_TILE = 256, 2048
+
 
 
 class Derainer:
@@ -29,7 +32,9 @@ class Derainer:
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "auto", half: bool | None = None,
                  tile: int | None = None, tile_overlap: int = 32, model=None, channels_last: bool = True,
-                 fold_bn: bool = True):
+                 fold_bn: bool = True, work_size: int | None = WORK_SIZE):
+        check_work_size(work_size)
+        self.work_size = work_size
         self.device = pick_device(device)
         if model is not None:
             self.model = model.to(self.device).eval()  # the caller's model: not modified beyond layout
@@ -75,10 +80,22 @@ class Derainer:
             raise FclipError(f"expected a (B, 3, H, W) tensor, got {tuple(x.shape)}")
         src_device, src_dtype = x.device, x.dtype
         xin = x.to(self.device, torch.float32).contiguous(memory_format=self.memory_format)
+        h, w = xin.shape[-2:]
+        if self.work_size and max(h, w) > self.work_size:
+            k = self.work_size / max(h, w)
+            size = (max(1, round(h * k)), max(1, round(w * k)))
+            small = F.interpolate(xin, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+            rain = small - self._forward(small.contiguous(memory_format=self.memory_format))
+            y = xin - F.interpolate(rain, size=(h, w), mode="bicubic", align_corners=False)
+        else:
+            y = self._forward(xin)
+        return y.clamp(0, 1).to(src_device, src_dtype if src_dtype.is_floating_point else torch.float32)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             tile = self._tile_for(x.shape[0], *x.shape[-2:])
-            y = tiled_forward(self.model, xin, tile, self.tile_overlap) if tile else self.model(xin)
-        return y.float().clamp(0, 1).to(src_device, src_dtype if src_dtype.is_floating_point else torch.float32)
+            y = tiled_forward(self.model, x, tile, self.tile_overlap) if tile else self.model(x)
+        return y.float()
 
     def derain(self, image):
         """PIL image -> PIL image; HxWx3 (or HxW) uint8/float array -> same; CHW/BCHW tensor -> same."""
