@@ -28,6 +28,9 @@ class Derainer:
     >>> from fclip_derain import Derainer
     >>> d = Derainer()                      # the shipped default model, best device
     >>> clean = d.derain(Image.open("rainy.jpg"))   # PIL in -> PIL out
+
+    Images larger than `work_size` (long side, default 640 px) are derained at that size and the
+    removed rain is upsampled back (docs/work-size.md); `work_size=None` derains at full size.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "auto", half: bool | None = None,
