@@ -89,6 +89,9 @@ def test_bad_flag_values(capsys):
     with pytest.raises(SystemExit):
         main(["derain", "x.png", "--tile", "-5"])
     assert "positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["derain", "x.png", "--ensemble", "8"])
+    assert "invalid choice" in capsys.readouterr().err
     for bad, says in [("10", "at least 64 pixels"), ("big", "size in pixels or `full`")]:
         with pytest.raises(SystemExit):
             main(["derain", "x.png", "--work-size", bad])

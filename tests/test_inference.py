@@ -160,3 +160,20 @@ def test_work_size_removes_rain_drawn_larger_than_the_model_learnt(data_dir):
     full = psnr_y(Derainer(device="cpu", half=False, work_size=None).derain(x), y)
     work = psnr_y(Derainer(device="cpu", half=False).derain(x), y)
     assert work > full + 1.5, (full, work)
+
+
+def test_ensemble_averages_mirrored_copies(trained_like):
+    x = torch.rand(1, 3, 40, 56)
+    plain = Derainer(model=trained_like, device="cpu", work_size=None)
+    one = plain.derain_tensor(x)
+    with torch.no_grad():
+        mirrored = trained_like(x.flip(-1)).flip(-1)
+        upside_down = trained_like(x.flip(-2)).flip(-2)
+        both = trained_like(x.flip(-2, -1)).flip(-2, -1)
+    two = Derainer(model=trained_like, device="cpu", work_size=None, ensemble=2).derain_tensor(x)
+    four = Derainer(model=trained_like, device="cpu", work_size=None, ensemble=4).derain_tensor(x)
+    assert torch.allclose(two, ((one + mirrored) / 2).clamp(0, 1), atol=1e-5)
+    assert torch.allclose(four, ((one + mirrored + upside_down + both) / 4).clamp(0, 1), atol=1e-5)
+    assert not torch.allclose(two, one, atol=1e-4)  # the tiny model is not mirror-symmetric
+    with pytest.raises(Exception, match="--ensemble 8"):
+        Derainer(model=trained_like, device="cpu", ensemble=8)

@@ -13,7 +13,7 @@ from pathlib import Path
 from .data.io import writable_dir, writable_file
 from .data.synth import PRESET_NAMES
 from .errors import FclipError
-from .inference.jobs import ENGINES, MIN_TILE_ARG, MIN_WORK_SIZE, PRECISIONS, WORK_SIZE
+from .inference.jobs import ENGINES, ENSEMBLE_FLIPS, MIN_TILE_ARG, MIN_WORK_SIZE, PRECISIONS, WORK_SIZE
 
 
 def _eprint(*a):
@@ -29,7 +29,7 @@ def cmd_derain(args) -> int:
         suffix=args.suffix, compare=args.compare, skip_existing=args.skip_existing, batch_size=args.batch_size,
         checkpoint=args.checkpoint, device=args.device, precision=args.precision, tile=args.tile,
         tile_overlap=args.tile_overlap, ray_address=args.ray_address, workers=args.workers,
-        work_size=args.work_size, progress=not args.quiet)
+        work_size=args.work_size, ensemble=args.ensemble, progress=not args.quiet)
     if not report.found:  # nothing to derain: the reasons, without a summary of zeros
         for e in report.failed:
             _eprint(f"error: {e}")
@@ -68,7 +68,8 @@ def cmd_eval(args) -> int:
     if args.save_images:
         writable_dir(args.save_images, "--save-images")
     # full resolution whatever the image size: the papers' protocol scores the network itself
-    d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile, work_size=None)
+    d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile, work_size=None,
+                 ensemble=args.ensemble)
     rows, per_image, failed = [], {}, 0
     for name, root in _parse_sets(args.datasets):
         pairs = pairs_from(root, allow_unpaired=args.allow_unpaired, warn=_eprint)
@@ -189,7 +190,8 @@ def cmd_export(args) -> int:
 def cmd_serve(args) -> int:
     from .inference import Derainer
     from .serve.app import serve
-    d = Derainer(args.checkpoint, device=args.device, half=_half(args), work_size=args.work_size)
+    d = Derainer(args.checkpoint, device=args.device, half=_half(args), work_size=args.work_size,
+                 ensemble=args.ensemble)
     serve(d, host=args.host, port=args.port, max_bytes=args.max_mb * 2 ** 20,
           max_pixels=int(args.max_mp * 1e6), max_queue=args.max_queue)
     return 0
@@ -216,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--tile", type=_positive_int,
                         help=f"tile side in pixels for large images, at least {MIN_TILE_ARG} (default: "
                              "automatic, sized from free memory)")
+        _ensemble_arg(sp)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     s = sub.add_parser(
@@ -316,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to run (default: auto)")
     _precision_args(s)
     _work_size_arg(s)
+    _ensemble_arg(s)
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("export", help="export ONNX (dynamic H/W, checked with onnxruntime) and/or TorchScript")
@@ -347,6 +351,12 @@ def _work_size_arg(sp):
                     help=f"derain images larger than N px (long side) at N px, where rain has the size the "
                          f"model learnt, and take the removed rain back to full resolution; `full`: derain "
                          f"at the image's own size (default: {WORK_SIZE}; docs/work-size.md)")
+
+
+def _ensemble_arg(sp):
+    sp.add_argument("--ensemble", type=int, choices=list(ENSEMBLE_FLIPS), default=1,
+                    help="average the model over 1, 2 or 4 mirrored copies: higher scores for 2x or 4x "
+                         "the time (held-out pairs: +0.32 / +0.52 dB; default: 1)")
 
 
 def _work_size(v):

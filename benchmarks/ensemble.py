@@ -1,0 +1,49 @@
+"""Self-ensemble on the held-out validation pairs: 1, 2 and 4 mirrored copies.
+
+    python benchmarks/ensemble.py [--checkpoint F] [--json F]
+
+The 20 held-out RainTrainL pairs (never trained on, never a test set) derained by `Derainer(
+ensemble=N)`: Y-PSNR / SSIM and seconds per image (one thread, fp32), all in one run.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from heavy_rain import DATA
+
+from fclip_derain import Derainer
+from fclip_derain.data.datasets import holdout_split
+from fclip_derain.data.io import load_image
+from fclip_derain.data.pairing import pairs_from
+from fclip_derain.inference.jobs import ENSEMBLE_FLIPS
+from fclip_derain.metrics import psnr_y, ssim_y
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", help="default: the shipped model")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    pairs = holdout_split(pairs_from(None, DATA / "RainTrainL" / "input", DATA / "clean" / "BSDS500-test"), 20, 0)[1]
+    data = [(load_image(p.input), load_image(p.target)) for p in pairs]
+    report = {"pairs": len(data), "cpu_threads": 1, "results": {}}
+    for n in ENSEMBLE_FLIPS:
+        d = Derainer(args.checkpoint, device="cpu", half=False, ensemble=n)
+        d.derain(data[0][0])  # warm-up
+        t0 = time.perf_counter()
+        outs = [d.derain(x) for x, _ in data]
+        r = {"psnr": float(np.mean([psnr_y(o, y) for o, (_, y) in zip(outs, data)])),
+             "ssim": float(np.mean([ssim_y(o, y) for o, (_, y) in zip(outs, data)])),
+             "s_per_image": (time.perf_counter() - t0) / len(data)}
+        report["results"][str(n)] = r
+        print(f"ensemble {n}: {r['psnr']:.2f} / {r['ssim']:.4f}, {r['s_per_image']:.3f} s per image", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
