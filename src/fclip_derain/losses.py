@@ -46,12 +46,6 @@ def charbonnier_loss(pred, target, eps: float = 1e-3):
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    return (g / g.sum()).float()
-
-
 def ssim_y_loss(pred, target):
     """1 - SSIM on the BT.601 luma (Y) of images in [0, 1]: the SSIM that `fclip-derain eval`
     reports (11x11 Gaussian, sigma 1.5, valid windows, MATLAB's constants), made differentiable.
@@ -59,7 +53,8 @@ def ssim_y_loss(pred, target):
     w = torch.tensor([65.481, 128.553, 24.966], device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
     y_p = 16.0 + (pred * w).sum(1, keepdim=True)
     y_t = 16.0 + (target * w).sum(1, keepdim=True)
-    g = _gaussian_window().to(pred.device, pred.dtype)
+    from .metrics.full_reference import _gauss  # the metric's own window
+    g = torch.from_numpy(_gauss()).to(pred.device, pred.dtype)
     gx, gy = g.view(1, 1, 1, -1), g.view(1, 1, -1, 1)
 
     def blur(x):  # separable Gaussian over the valid region, as the metric's

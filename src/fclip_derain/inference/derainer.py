@@ -21,7 +21,6 @@ BYTES_PER_PIXEL = 600
 MIN_TILE, MAX_TILE = 256, 2048
 
 
-
 class Derainer:
     """Remove rain from images.
 
