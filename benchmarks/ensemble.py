@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from heavy_rain import DATA
+from heavy_rain import held_out_pairs
 
 from fclip_derain import Derainer
-from fclip_derain.data.datasets import holdout_split
 from fclip_derain.data.io import load_image
-from fclip_derain.data.pairing import pairs_from
 from fclip_derain.inference.jobs import ENSEMBLE_FLIPS
 from fclip_derain.metrics import psnr_y, ssim_y
 
@@ -28,7 +26,7 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    pairs = holdout_split(pairs_from(None, DATA / "RainTrainL" / "input", DATA / "clean" / "BSDS500-test"), 20, 0)[1]
+    pairs = held_out_pairs()
     data = [(load_image(p.input), load_image(p.target)) for p in pairs]
     report = {"pairs": len(data), "cpu_threads": 1, "results": {}}
     for n in ENSEMBLE_FLIPS:

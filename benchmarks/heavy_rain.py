@@ -27,9 +27,14 @@ from fclip_derain.models import load_model
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def held_out_backgrounds(n: int = 20, seed: int = 0) -> list[np.ndarray]:
+def held_out_pairs(n: int = 20, seed: int = 0):
+    """The RainTrainL pairs the training runs hold out for validation (never trained on)."""
     pairs = pairs_from(None, DATA / "RainTrainL" / "input", DATA / "clean" / "BSDS500-test")
-    return [load_image(p.target) for p in holdout_split(pairs, n, seed)[1]]
+    return holdout_split(pairs, n, seed)[1]
+
+
+def held_out_backgrounds(n: int = 20, seed: int = 0) -> list[np.ndarray]:
+    return [load_image(p.target) for p in held_out_pairs(n, seed)]
 
 
 def main():

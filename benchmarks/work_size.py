@@ -21,13 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from heavy_rain import DATA
+from heavy_rain import held_out_pairs
 from PIL import Image
 
 from fclip_derain import Derainer
-from fclip_derain.data.datasets import holdout_split
 from fclip_derain.data.io import load_image
-from fclip_derain.data.pairing import pairs_from
 from fclip_derain.metrics import psnr_y, ssim_y
 
 
@@ -98,7 +96,7 @@ def main():
                     help="also real photos upscaled by these factors (default when given bare: 3)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    pairs = holdout_split(pairs_from(None, DATA / "RainTrainL" / "input", DATA / "clean" / "BSDS500-test"), 20, 0)[1]
+    pairs = held_out_pairs()
     sizes = [None if s == "full" else int(s) for s in args.sizes]
     derainers = {s: Derainer(args.checkpoint, device="cpu", half=False, work_size=s) for s in sizes}
     report = {"pairs": len(pairs), "cpu_threads": 1, "results": {}}
