@@ -37,6 +37,12 @@ def held_out_backgrounds(n: int = 20, seed: int = 0) -> list[np.ndarray]:
     return [load_image(p.target) for p in held_out_pairs(n, seed)]
 
 
+@torch.inference_mode()
+def derain_all(model, images) -> list[np.ndarray]:
+    """uint8 images through a plain module (no work size, no ensemble), rounded to uint8."""
+    return [to_uint8(model(to_float(img)[None])[0]) for img in images]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoints", nargs="+", help="'default' for the shipped model, or .safetensors files")
@@ -49,16 +55,15 @@ def main():
     if args.from_config:
         from fclip_derain.train.config import rain_variants
         rains.update(rain_variants(args.from_config))
+    models = {ck: load_model(None if ck == "default" else ck) for ck in args.checkpoints}
     res = {}
     for preset, params in rains.items():
         rainy, target = zip(*[render_pair(c, params, np.random.default_rng([7, i]))
                               for i, c in enumerate(clean)])
         res[preset] = {"input": {"psnr": float(np.mean([psnr_y(r, c) for r, c in zip(rainy, target)])),
                                  "ssim": float(np.mean([ssim_y(r, c) for r, c in zip(rainy, target)]))}}
-        for ck in args.checkpoints:
-            model = load_model(None if ck == "default" else ck)
-            with torch.inference_mode():
-                outs = [to_uint8(model(to_float(r)[None])[0]) for r in rainy]
+        for ck, model in models.items():
+            outs = derain_all(model, rainy)
             res[preset][ck] = {"psnr": float(np.mean([psnr_y(o, c) for o, c in zip(outs, target)])),
                                "ssim": float(np.mean([ssim_y(o, c) for o, c in zip(outs, target)]))}
             print(preset, ck, res[preset][ck], file=sys.stderr, flush=True)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from heavy_rain import held_out_backgrounds
+from heavy_rain import derain_all, held_out_backgrounds
 
-from fclip_derain.data.io import to_float, to_uint8
 from fclip_derain.data.synth import get_preset, render_pair
 from fclip_derain.metrics import psnr_y
 from fclip_derain.models import load_model
@@ -52,8 +51,7 @@ def main():
             rainy, target = zip(*[render_pair(c, params, np.random.default_rng([11, i])) for i, c in enumerate(clean)])
             row = {"input": float(np.mean([psnr_y(r, t) for r, t in zip(rainy, target)]))}
             for ck, model in models.items():
-                with torch.inference_mode():
-                    outs = [to_uint8(model(to_float(r)[None])[0]) for r in rainy]
+                outs = derain_all(model, rainy)
                 row[ck] = float(np.mean([psnr_y(o, t) for o, t in zip(outs, target)]))
             res[preset][f"{angle:g}"] = row
             print(preset, f"{angle:g} deg", " ".join(f"{k} {v:.2f}" for k, v in row.items()), file=sys.stderr, flush=True)
