@@ -49,7 +49,16 @@ def charbonnier_loss(pred, target, eps: float = 1e-3):
 def ssim_y_loss(pred, target):
     """1 - SSIM on the BT.601 luma (Y) of images in [0, 1]: the SSIM that `fclip-derain eval`
     reports (11x11 Gaussian, sigma 1.5, valid windows, MATLAB's constants), made differentiable.
-    Unlike the metric, Y is not rounded to integers (rounding has no gradient)."""
+    Unlike the metric, Y is not rounded to integers (rounding has no gradient).
+
+    Always computed in fp32, also under autocast: the variances are differences of squares of
+    values near 255 (blur(y*y) - mu*mu), which bf16's 8-bit mantissa cancels to noise."""
+    with torch.autocast(pred.device.type, enabled=False):
+        dtype = torch.promote_types(pred.dtype, torch.float32)  # fp64 stays fp64 (the tests)
+        return _ssim_y_loss_fp32(pred.to(dtype), target.to(dtype))
+
+
+def _ssim_y_loss_fp32(pred, target):
     w = torch.tensor([65.481, 128.553, 24.966], device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
     y_p = 16.0 + (pred * w).sum(1, keepdim=True)
     y_t = 16.0 + (target * w).sum(1, keepdim=True)
