@@ -112,11 +112,14 @@ def test_export_onnx_and_torchscript(trained_like, tmp_path):
 
 
 def test_precision_auto_follows_the_cpu(trained_like, monkeypatch):
-    """Automatic precision: bf16 only where it is the faster path (AMX CPUs), fp32 on AVX2."""
+    """Automatic precision: bf16 only where it is the faster path (AMX or AVX512_BF16 CPUs), fp32
+    on AVX2 and on AVX-512 without bf16 instructions."""
     import fclip_derain.devices as devices
     from fclip_derain.inference import Derainer
     monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512f"})
     assert Derainer(model=trained_like, device="cpu").dtype is None
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})  # Zen 4
+    assert Derainer(model=trained_like, device="cpu").dtype == torch.bfloat16
     monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx2", "avx512f", "amx_bf16"})
     d = Derainer(model=trained_like, device="cpu")
     assert d.dtype == torch.bfloat16 and d.half

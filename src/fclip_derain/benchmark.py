@@ -28,6 +28,8 @@ def cpu_model() -> str:
         pass
     flags = cpu_flags()
     units = ["AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"]
+    if "avx512_bf16" in flags:
+        units.append("AVX512-BF16")
     if "amx_bf16" in flags:
         units.append("AMX-BF16")
     return f"{name} ({', '.join(units)})"
