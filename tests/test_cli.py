@@ -226,6 +226,7 @@ def test_info_names_the_default_model_and_cached_weights(capsys):
     out = capsys.readouterr().out
     assert "encoder efficientnet-lite0" in out or "encoder resnet50-imagenet" in out
     assert re.search(r"efficientnet-lite0 +here: yes", out)  # installed with the package
+    assert re.search(r"precision auto on the cpu: (bf16|fp32)", out)
 
 
 def test_two_inputs_never_write_one_output(ckpt, tmp_path, capsys):

@@ -155,6 +155,12 @@ def cmd_info(args) -> int:
     from .weights import cache_dir, read_checkpoint
     print(f"fclip-derain {__import__('fclip_derain').__version__}, torch {__import__('torch').__version__}")
     print(f"cache dir: {cache_dir()}")
+    import torch
+
+    from .benchmark import cpu_model
+    from .devices import fast_half
+    print(f"cpu: {cpu_model()}; precision auto on the cpu: "
+          f"{'bf16' if fast_half(torch.device('cpu')) else 'fp32'}")
     if DEFAULT_CHECKPOINT.is_file():
         _, cfg, meta = read_checkpoint(DEFAULT_CHECKPOINT)
         print(f"default model: {DEFAULT_CHECKPOINT}")
@@ -342,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _precision_args(sp):
     sp.add_argument("--precision", choices=list(PRECISIONS), default="auto",
-                    help="auto: bf16/fp16 where it is faster (CUDA, CPUs with AMX), else fp32 (default: auto)")
+                    help="auto: bf16/fp16 where it is faster (CUDA, CPUs with AMX or AVX512_BF16), else fp32 (default: auto)")
     sp.add_argument("--half", dest="precision", action="store_const", const="half", help="same as --precision half")
 
 

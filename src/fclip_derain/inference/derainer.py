@@ -55,7 +55,7 @@ class Derainer:
         self.model.to(memory_format=self.memory_format)
         self.dtype = None
         if half is None:
-            # automatic: reduced precision where it is the faster path (CUDA, AMX CPUs); the default
+            # automatic: reduced precision where it is the faster path (CUDA, bf16-capable CPUs); the default
             # model's Rain100L score moves by less than AUTO_HALF_MAX_DB_CHANGE in bf16 (model card)
             half = fast_half(self.device)
         self.half = bool(half)
