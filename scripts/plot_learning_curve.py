@@ -1,7 +1,15 @@
-"""Plot training loss and validation PSNR from RUN/metrics.jsonl; further runs that continued
-from the previous one (`run.init_from`) are drawn after it, their iterations offset.
+"""The default model's learning curve over all campaign stages, kept in docs/learning-curve.json.
 
-    python scripts/plot_learning_curve.py runs/raintrainl-cpu runs/continue1 --out docs/figures/learning_curve.png
+Run folders (runs/) do not outlive a session, so each stage's validation points are copied into
+the JSON when the stage ends, with the CPU, precision and time it ran on:
+
+    python scripts/plot_learning_curve.py --append runs/ssim-angles-s11 --session 11 --shipped v10 \
+        --cpu "Intel Xeon (AVX-512, AMX-BF16)" --precision bf16 --threads 1 --wall-minutes 100 \
+        --config configs/experiments/loss/ssim-wide-angles.yaml
+    python scripts/plot_learning_curve.py --out docs/figures/learning_curve.png
+
+The figure shows validation PSNR against iterations and against CPU-hours (the issue's stop rule
+is written in dB per CPU-hour), with a dashed line where each stage starts.
 """
 import argparse
 import json
@@ -11,38 +19,84 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+CURVE = Path(__file__).resolve().parents[1] / "docs" / "learning-curve.json"
+
+
+def read_run(run: Path) -> tuple[list[list[float]], int]:
+    """-> ([iteration, val PSNR] pairs, last iteration) from a run's metrics.jsonl."""
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    val = [[r["iteration"], round(r["val_psnr"], 2)] for r in recs if "val_psnr" in r]
+    return val, max(r["iteration"] for r in recs)
+
+
+def append_stage(curve: dict, run: Path, args) -> dict:
+    val, iterations = read_run(run)
+    stage = {"stage": len(curve["stages"]), "session": args.session, "shipped": args.shipped, "run": str(run),
+             "config": args.config, "cpu": args.cpu, "precision": args.precision, "threads": args.threads,
+             "wall_minutes": args.wall_minutes, "cpu_hours": round(args.wall_minutes * args.threads / 60, 2),
+             "iterations": iterations, "note": args.note, "val": val}
+    curve["stages"].append(stage)
+    return stage
+
+
+def write_curve(curve: dict, path: Path) -> None:
+    # one line per stage: the file is read by people as often as by this script
+    stages = ",\n  ".join(json.dumps(s) for s in curve["stages"])
+    path.write_text(f'{{"about": {json.dumps(curve["about"])},\n "stages": [\n  {stages}\n ]}}\n')
+
+
+def plot(curve: dict, out: Path) -> None:
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    it0 = hours0 = 0.0
+    for s in curve["stages"]:
+        its = [it0 + i for i, _ in s["val"]]
+        hours = [hours0 + s["cpu_hours"] * i / s["iterations"] for i, _ in s["val"]]
+        psnr = [v for _, v in s["val"]]
+        label = f"{s['stage']}: {s['shipped']} ({s['precision']}, {s['cpu'].split(' (')[0]})"
+        ax[0].plot(its, psnr, "o-", markersize=3, label=label)
+        ax[1].plot(hours, psnr, "o-", markersize=3)
+        for a, x in ((ax[0], it0), (ax[1], hours0)):
+            if s["stage"]:
+                a.axvline(x, color="grey", linestyle="--", linewidth=1)
+        it0 += s["iterations"]
+        hours0 += s["cpu_hours"]
+    ax[0].set(xlabel="iteration (all stages)", ylabel="val Y-PSNR (dB), 20 held-out RainTrainL pairs")
+    ax[1].set(xlabel="CPU-hours (all stages)")
+    ax[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("runs", nargs="+")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--curve", type=Path, default=CURVE, help="the stages file (default: docs/learning-curve.json)")
+    ap.add_argument("--append", type=Path, metavar="RUN", help="add RUN/metrics.jsonl as the next stage")
+    ap.add_argument("--session", type=int)
+    ap.add_argument("--shipped", default="(not shipped)", help="the version this stage became")
+    ap.add_argument("--config")
+    ap.add_argument("--cpu", help="the CPU it ran on, e.g. `Intel Xeon (AVX-512, AMX-BF16)`")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--wall-minutes", type=float)
+    ap.add_argument("--note", default="")
+    ap.add_argument("--out", type=Path, help="write the figure here")
     args = ap.parse_args()
-    loss, val, offset, starts = {}, {}, 0, []
-    for run in args.runs:
-        recs = [json.loads(l) for l in (Path(run) / "metrics.jsonl").read_text().splitlines() if l.strip()]
-        starts.append(offset)
-        loss.update({offset + r["iteration"]: r["loss"] for r in recs if "loss" in r})
-        val.update({offset + r["iteration"]: r["val_psnr"] for r in recs if "val_psnr" in r})
-        offset = max(loss)
-    loss, val = sorted(loss.items()), sorted(val.items())
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    it, lv = np.array(loss).T
-    k = 10
-    ax[0].plot(it, lv, alpha=0.3)
-    ax[0].plot(it[k - 1:], np.convolve(lv, np.ones(k) / k, mode="valid"))
-    ax[0].set(xlabel="iteration", ylabel="L1 loss (train patches)", yscale="log")
-    vi, vv = np.array(val).T
-    ax[1].plot(vi, vv, "o-")
-    ax[1].set(xlabel="iteration", ylabel="val Y-PSNR (dB), 20 held-out RainTrainL pairs")
-    for a in ax:
-        for x in starts[1:]:  # where a continued run (new lr schedule) begins
-            a.axvline(x, color="grey", linestyle="--", linewidth=1)
-    fig.tight_layout()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=80)
-    print("\n".join(f"{int(i)}: {v:.2f}" for i, v in val))
+    curve = json.loads(args.curve.read_text())
+    if args.append:
+        if None in (args.session, args.cpu, args.wall_minutes):
+            ap.error("--append needs --session, --cpu and --wall-minutes")
+        stage = append_stage(curve, args.append, args)
+        write_curve(curve, args.curve)
+        print(f"stage {stage['stage']}: {stage['iterations']} iterations, {stage['cpu_hours']} CPU-hours, "
+              f"val {stage['val'][0][1]:.2f} -> {max(v for _, v in stage['val']):.2f} dB")
+    if args.out:
+        plot(curve, args.out)
+    for s in curve["stages"]:
+        best, start = max(v for _, v in s["val"]), s["val"][0][1]
+        print(f"stage {s['stage']} ({s['shipped']}, session {s['session']}): best {best:.2f} dB, "
+              f"{s['cpu_hours']} CPU-hours, {s['cpu']}, {s['precision']}")
 
 
 if __name__ == "__main__":

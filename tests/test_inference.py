@@ -34,8 +34,8 @@ def test_derainer_types(trained_like):
 def test_optimised_path_matches_plain_path():
     """channels_last + folded BatchNorms (the defaults) against the plain path, shipped model."""
     x = torch.rand(2, 3, 61, 87)
-    plain = Derainer(device="cpu", channels_last=False, fold_bn=False)
-    fast = Derainer(device="cpu")
+    plain = Derainer(device="cpu", half=False, channels_last=False, fold_bn=False)
+    fast = Derainer(device="cpu", half=False)  # fp32 both: bf16 (auto on AMX/AVX512_BF16 CPUs) is checked on its own
     assert plain.model.encoder.bn_folded == 0 and fast.model.encoder.bn_folded > 0
     assert (plain.derain_tensor(x) - fast.derain_tensor(x)).abs().max() < 1e-5
 
@@ -50,7 +50,7 @@ def test_batch_equals_one_by_one(trained_like):
 
 def test_tile_size_follows_free_memory(trained_like, monkeypatch):
     import fclip_derain.inference.derainer as dm
-    d = Derainer(model=trained_like, device="cpu")
+    d = Derainer(model=trained_like, device="cpu", half=False)  # fp32's bytes per pixel, whatever the CPU
     monkeypatch.setattr(dm, "free_memory_bytes", lambda dev: 64 * 2 ** 30)
     assert d._tile_for(1, 4000, 6000) is None  # 24 MP fits in 32 GiB
     monkeypatch.setattr(dm, "free_memory_bytes", lambda dev: 2 * 2 ** 30)
@@ -167,14 +167,14 @@ def test_work_size_removes_rain_drawn_larger_than_the_model_learnt(data_dir):
 
 def test_ensemble_averages_mirrored_copies(trained_like):
     x = torch.rand(1, 3, 40, 56)
-    plain = Derainer(model=trained_like, device="cpu", work_size=None)
+    plain = Derainer(model=trained_like, device="cpu", half=False, work_size=None)  # fp32, as the reference below
     one = plain.derain_tensor(x)
     with torch.no_grad():
         mirrored = trained_like(x.flip(-1)).flip(-1)
         upside_down = trained_like(x.flip(-2)).flip(-2)
         both = trained_like(x.flip(-2, -1)).flip(-2, -1)
-    two = Derainer(model=trained_like, device="cpu", work_size=None, ensemble=2).derain_tensor(x)
-    four = Derainer(model=trained_like, device="cpu", work_size=None, ensemble=4).derain_tensor(x)
+    two = Derainer(model=trained_like, device="cpu", half=False, work_size=None, ensemble=2).derain_tensor(x)
+    four = Derainer(model=trained_like, device="cpu", half=False, work_size=None, ensemble=4).derain_tensor(x)
     assert torch.allclose(two, ((one + mirrored) / 2).clamp(0, 1), atol=1e-5)
     assert torch.allclose(four, ((one + mirrored + upside_down + both) / 4).clamp(0, 1), atol=1e-5)
     assert not torch.allclose(two, one, atol=1e-4)  # the tiny model is not mirror-symmetric

@@ -147,11 +147,15 @@ def test_video_is_one_unit_frames_in_order(local_ray, ckpt, tmp_path, capsys):
         for pkt in s.encode():
             c.mux(pkt)
     Image.fromarray(rand_image(48, 64, 99)).save(src / "still.png")
-    assert main(["derain", str(src), "-o", str(tmp_path / "local"), "-c", ckpt, "-q"]) == 0
-    assert main(["derain", str(src), "-o", str(tmp_path / "ray"), "-c", ckpt, "-q", "--engine", "ray"]) == 0
+    common = ["derain", str(src), "-c", ckpt, "-q"]
+    assert main([*common, "-o", str(tmp_path / "local")]) == 0
+    assert main([*common, "-o", str(tmp_path / "ray"), "--engine", "ray"]) == 0
     assert "done: 2, skipped: 0, failed: 0" in capsys.readouterr().err
     local, remote = _frames(tmp_path / "local" / "clip.mp4"), _frames(tmp_path / "ray" / "clip.mp4")
-    assert len(remote) == 8 and all(np.array_equal(a, b) for a, b in zip(local, remote))
+    # not byte-equal: libx264 encodes the same derained frames a little differently from one process
+    # to the next (seen on a loaded 2-core machine); each frame must still be its own, in its place
+    dist = np.array([[np.abs(a.astype(np.int16) - b).mean() for a in local] for b in remote])
+    assert len(remote) == 8 and (dist.argmin(axis=1) == np.arange(8)).all() and dist.diagonal().max() < 10
 
 
 def test_interrupt_then_skip_existing_finishes(ckpt, tmp_path):
