@@ -362,7 +362,7 @@ def _work_size_arg(sp):
 def _ensemble_arg(sp):
     sp.add_argument("--ensemble", type=int, choices=list(ENSEMBLE_FLIPS), default=1,
                     help="average the model over 1, 2 or 4 mirrored copies: higher scores for 2x or 4x "
-                         "the time (held-out pairs: +0.40 / +0.60 dB; default: 1)")
+                         "the time (held-out pairs: +0.41 / +0.57 dB; default: 1)")
 
 
 def _work_size(v):
