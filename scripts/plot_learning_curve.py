@@ -94,7 +94,7 @@ def main():
     if args.out:
         plot(curve, args.out)
     for s in curve["stages"]:
-        best, start = max(v for _, v in s["val"]), s["val"][0][1]
+        best = max(v for _, v in s["val"])
         print(f"stage {s['stage']} ({s['shipped']}, session {s['session']}): best {best:.2f} dB, "
               f"{s['cpu_hours']} CPU-hours, {s['cpu']}, {s['precision']}")
 
