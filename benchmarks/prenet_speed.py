@@ -13,12 +13,11 @@ import statistics
 from pathlib import Path
 
 import torch
+from prenet_side_by_side import PEERS
 
 from fclip_derain.benchmark import cpu_model, time_it
 from fclip_derain.models import load_model
 from fclip_derain.models.prenet import load_prenet
-
-PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "peers" / "PReNet"
 
 
 def seconds(model, x, bf16: bool, repeats: int) -> float:
