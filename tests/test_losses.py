@@ -73,3 +73,27 @@ def test_ssim_term_is_exact_under_bf16_autocast():
         under = ssim_y_loss(p, t)
     assert under.dtype == torch.float32
     assert under.item() == pytest.approx(ref, rel=1e-5)
+
+
+def test_brightness_term_sees_a_mean_shift_that_l1_and_ssim_treat_alike():
+    # half the pixels 2 grey levels darker, half 2 brighter (mean kept) vs all 2 darker: L1 is the
+    # same for both, the brightness term is 0 for the first and 2/255 for the second
+    g = torch.Generator().manual_seed(2)
+    t = 0.2 + 0.6 * torch.rand(2, 3, 32, 32, generator=g)
+    sign = torch.ones_like(t)
+    sign[..., ::2] = -1
+    kept, darker = t + sign * 2 / 255, t - 2 / 255
+    loss = DerainLoss("l1", 0, brightness_weight=1.0)
+    _, p_kept = loss(kept, t)
+    _, p_dark = loss(darker, t)
+    assert p_kept["l1"] == pytest.approx(p_dark["l1"], rel=1e-5)
+    assert p_kept["brightness"] == pytest.approx(0, abs=1e-6)
+    assert p_dark["brightness"] == pytest.approx(2 / 255, rel=1e-4)
+    q = darker.clone().requires_grad_(True)
+    DerainLoss("l1", 0, brightness_weight=1.0)(q, t)[0].backward()
+    assert torch.isfinite(q.grad).all()
+
+
+def test_negative_brightness_weight_names_the_key():
+    with pytest.raises(ConfigError, match="loss.brightness_weight"):
+        DerainLoss("l1", 0, brightness_weight=-1)

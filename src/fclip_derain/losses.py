@@ -1,5 +1,6 @@
 """Training losses: pixel (L1 / MSE / Charbonnier) + lambda_p * perceptual (Table 9 and 10 of the paper),
-optionally + lambda_s * (1 - SSIM) (ours: PReNet trains on negative SSIM alone).
+optionally + lambda_s * (1 - SSIM) (ours: PReNet trains on negative SSIM alone) and + lambda_b *
+|mean luma difference| per image (ours: holds the output's brightness, which SSIM barely constrains).
 
 Perceptual loss: L1 distance between VGG16 features of output and target (ImageNet-normalised),
 at relu1_2, relu2_2 and relu3_3 by default, weight 1 each (Johnson et al.'s layers; the paper
@@ -78,15 +79,26 @@ def _ssim_y_loss_fp32(pred, target):
     return 1 - ssim.mean()
 
 
+def brightness_loss(pred, target):
+    """|mean luma(pred) - mean luma(target)| per image, averaged over the batch (luma in [0, 1],
+    BT.601 weights, as `real_rain_candidates.py` measures brightness change).
+
+    Why: L1 pulls each pixel to its median and SSIM's luminance factor hardly moves for a mean
+    offset of a grey level or two, so neither stops a slow drift of the whole image darker; this
+    term does, and costs nothing when the mean is right (docs/data-mix.md, session 12)."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
+    return ((pred - target) * w).sum(1).mean((1, 2)).abs().mean()
+
+
 PIXEL_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier_loss}
 
 
 class DerainLoss(nn.Module):
-    """pixel loss + lambda_p * perceptual + lambda_s * (1 - SSIM_Y); returns (total, {name: value})
-    for logging."""
+    """pixel loss + lambda_p * perceptual + lambda_s * (1 - SSIM_Y) + lambda_b * brightness; returns
+    (total, {name: value}) for logging."""
 
     def __init__(self, pixel: str = "l1", perceptual_weight: float = 1.0,
-                 perceptual_layers=("relu1_2", "relu2_2", "relu3_3"), ssim_weight: float = 0.0):
+                 perceptual_layers=("relu1_2", "relu2_2", "relu3_3"), ssim_weight: float = 0.0, brightness_weight: float = 0.0):
         super().__init__()
         if pixel not in PIXEL_LOSSES:
             raise ConfigError(f"loss.pixel: must be one of {', '.join(PIXEL_LOSSES)}, got {pixel!r}")
@@ -94,6 +106,9 @@ class DerainLoss(nn.Module):
             raise ConfigError(f"loss.perceptual_weight: must be >= 0, got {perceptual_weight}")
         if ssim_weight < 0:
             raise ConfigError(f"loss.ssim_weight: must be >= 0, got {ssim_weight}")
+        if brightness_weight < 0:
+            raise ConfigError(f"loss.brightness_weight: must be >= 0, got {brightness_weight}")
+        self.brightness_weight = brightness_weight
         self.pixel = PIXEL_LOSSES[pixel]
         self.ssim_weight = ssim_weight
         self.pixel_name = pixel
@@ -109,4 +124,7 @@ class DerainLoss(nn.Module):
         if self.ssim_weight > 0:
             parts["ssim"] = ssim_y_loss(pred, target)
             total = total + self.ssim_weight * parts["ssim"]
+        if self.brightness_weight > 0:
+            parts["brightness"] = brightness_loss(pred, target)
+            total = total + self.brightness_weight * parts["brightness"]
         return total, {k: float(v.detach()) for k, v in parts.items()}

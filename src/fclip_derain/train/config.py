@@ -59,6 +59,8 @@ class LossConfig:
     perceptual_layers: list[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
     # lambda_s of a (1 - SSIM) term on luma, the SSIM the test sets are scored with (0: off)
     ssim_weight: float = 0.0
+    # lambda_b of |mean luma(output) - mean luma(target)| per image (0: off): holds brightness
+    brightness_weight: float = 0.0
 
 
 @dataclass
@@ -143,7 +145,7 @@ class TrainConfig:
             bad("data.rotations", "must be true, false, any, upright or none", d.rotations)
         if self.loss.pixel not in PIXEL_LOSSES:
             bad("loss.pixel", f"must be one of {', '.join(PIXEL_LOSSES)}", self.loss.pixel)
-        for key in ("perceptual_weight", "ssim_weight"):
+        for key in ("perceptual_weight", "ssim_weight", "brightness_weight"):
             if getattr(self.loss, key) < 0:
                 bad(f"loss.{key}", "must be >= 0", getattr(self.loss, key))
         if not 0 < o.lr < 1:

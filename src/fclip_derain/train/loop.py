@@ -147,7 +147,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=(o.amp == "fp16" and self.device.type == "cuda"))
         self.ema = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()} if o.ema else None
         self.loss = DerainLoss(cfg.loss.pixel, cfg.loss.perceptual_weight, cfg.loss.perceptual_layers,
-                               cfg.loss.ssim_weight).to(self.device)
+                               cfg.loss.ssim_weight, cfg.loss.brightness_weight).to(self.device)
         self.patches, self.val_pairs = build_data(cfg, log=self.log)
         self.iteration, self.best = 0, -float("inf")
         if resume and (self.out / STATE_FILE).is_file():
