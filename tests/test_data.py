@@ -182,3 +182,15 @@ def test_bad_rotations_value_is_named():
     assert load_config(None, ["data.train=[{kind: paired, root: x}]", "data.rotations=upright"]).data.rotations == "upright"
     with pytest.raises(FclipError, match=r"data\.rotations"):
         load_config(None, ["data.train=[{kind: paired, root: x}]", "data.rotations=sideways"])
+
+
+def test_no_rain_preset_gives_the_photo_as_input_and_target(tmp_path):
+    # rain-free pairs teach "leave it alone": the input must be the target, byte for byte
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rand_image(48, 40, i)).save(paths[-1])
+    patches = TrainPatches([SyntheticSource(paths, "none")], [1.0], 32, seed=0)
+    for k in range(4):
+        a, b = patches[k]
+        assert a.shape == (3, 32, 32) and torch.equal(a, b)

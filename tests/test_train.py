@@ -310,3 +310,15 @@ def test_time_budget_and_loss_config_errors(tmp_path):
                           ("optim.budget_clock=moon", "optim.budget_clock"), ("loss.pixel=l3", "loss.pixel")]:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             Trainer(load_config(_config(tmp_path), [override]), progress=False)
+
+
+def test_no_rain_preset_takes_no_rain_fields(tmp_path):
+    p = _config(tmp_path)
+    raw = yaml.safe_load(p.read_text())
+    raw["data"]["train"][1].update(preset="none")
+    p.write_text(yaml.safe_dump(raw))
+    assert load_config(p).data.train[1].preset == "none"
+    raw["data"]["train"][1]["rain"] = {"angle": [-10.0, 10.0]}
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"data\.train\[1\]\.rain"):
+        load_config(p)

@@ -44,14 +44,20 @@ class PairedSource:
         return self._cache[i]
 
 
+# the preset of a synthetic source that renders no rain: the clean photo is input and target
+NO_RAIN = "none"
+
+
 class SyntheticSource:
     """Clean photos with rain rendered on the fly: new rain for every sample, after cropping
-    (cheaper, and the crop is all that is seen)."""
+    (cheaper, and the crop is all that is seen). With preset `none` the photo is its own input:
+    every other source has rain in every input, so without these the model learns to take a
+    little off every image, rain or not (docs/data-mix.md, session 12)."""
 
     def __init__(self, clean: list[Path], preset: str, warn=print, rain: dict | None = None):
         from .synth import preset_params
 
-        self.params = preset_params(preset, rain)
+        self.params = None if preset == NO_RAIN else preset_params(preset, rain)
         self.clean, self._cache = [], {}
         for path in clean:
             try:
@@ -70,6 +76,8 @@ class SyntheticSource:
 
     def render(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """-> (rainy, target); the target is `clean` unless the preset keeps mist in it."""
+        if self.params is None:
+            return clean, clean
         from .synth import render_pair
         return render_pair(clean, self.params, rng)
 

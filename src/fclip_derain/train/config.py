@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ..data.datasets import ROTATIONS
+from ..data.datasets import NO_RAIN, ROTATIONS
 from ..data.synth import preset_params
 from ..errors import ConfigError
 from ..losses import PIXEL_LOSSES
@@ -22,7 +22,8 @@ from ..models.fclip_unet import ModelConfig
 @dataclass
 class SourceConfig:
     """One training data source. kind=paired: `root` (input/+target/ or rain/+norain/) or
-    `input` + `target` folders. kind=synthetic: rain rendered on the fly over `clean` photos."""
+    `input` + `target` folders. kind=synthetic: rain rendered on the fly over `clean` photos
+    (preset `none`: no rain, the photo is input and target)."""
     kind: str = "paired"
     root: str | None = None
     input: str | None = None
@@ -123,7 +124,9 @@ class TrainConfig:
                 bad(f"data.train[{i}]", "a paired source needs root, or input and target", s.root)
             if s.kind == "synthetic" and not s.clean:
                 bad(f"data.train[{i}].clean", "a synthetic source needs a folder of clean images", s.clean)
-            if s.kind == "synthetic":
+            if s.kind == "synthetic" and s.preset == NO_RAIN and s.rain:
+                bad(f"data.train[{i}].rain", "preset none renders no rain, so it takes no rain fields", s.rain)
+            if s.kind == "synthetic" and s.preset != NO_RAIN:
                 preset_params(s.preset, s.rain, f"data.train[{i}].rain")
             if s.weight < 0:  # 0: a paired source used only for its held-out validation pairs
                 bad(f"data.train[{i}].weight", "must be >= 0", s.weight)
