@@ -174,7 +174,7 @@ def test_interrupt_then_skip_existing_finishes(ckpt, tmp_path):
     while time.monotonic() < deadline and not (out.exists() and len(list(out.glob("*.png"))) >= 3):
         time.sleep(0.01)
     child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
+    _, err = child.communicate(timeout=180)  # Ray's shutdown is slow on a loaded 2-core machine
     made = sorted(p.name for p in out.iterdir())
     assert child.returncode == 130 and "interrupted" in err, err
     assert 3 <= len(made) < n and all(not m.startswith(".") for m in made)  # no partial outputs
