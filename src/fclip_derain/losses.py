@@ -85,7 +85,9 @@ def brightness_loss(pred, target):
 
     Why: L1 pulls each pixel to its median and SSIM's luminance factor hardly moves for a mean
     offset of a grey level or two, so neither stops a slow drift of the whole image darker; this
-    term does, and costs nothing when the mean is right (docs/data-mix.md, session 12)."""
+    term holds the mean on the training images and costs nothing when it is right. It does not
+    hold it on rain-free photos, which training never shows (session 12: -0.52 grey levels there;
+    `preset: none` sources do, docs/data-mix.md)."""
     w = torch.tensor([0.299, 0.587, 0.114], device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
     return ((pred - target) * w).sum(1).mean((1, 2)).abs().mean()
 
@@ -98,7 +100,8 @@ class DerainLoss(nn.Module):
     (total, {name: value}) for logging."""
 
     def __init__(self, pixel: str = "l1", perceptual_weight: float = 1.0,
-                 perceptual_layers=("relu1_2", "relu2_2", "relu3_3"), ssim_weight: float = 0.0, brightness_weight: float = 0.0):
+                 perceptual_layers=("relu1_2", "relu2_2", "relu3_3"), ssim_weight: float = 0.0,
+                 brightness_weight: float = 0.0):
         super().__init__()
         if pixel not in PIXEL_LOSSES:
             raise ConfigError(f"loss.pixel: must be one of {', '.join(PIXEL_LOSSES)}, got {pixel!r}")
