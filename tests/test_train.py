@@ -288,6 +288,24 @@ def test_init_partial_takes_what_fits(tmp_path):
     assert set(got) < set(ref) and all(torch.equal(ref[k].to(got[k].dtype), got[k]) for k in got)
 
 
+def test_grown_decoder_starts_as_the_checkpoint(tmp_path):
+    """A decoder grown by blocks (run.init_partial with more blocks per level) computes exactly
+    the checkpoint's function at step 0: the added residual blocks start as the identity."""
+    cfg = load_config(_config(tmp_path, model__block="res", optim__iterations=2))
+    Trainer(cfg, progress=False).fit()
+    src = Path(cfg.run.out) / "last.safetensors"
+    grow = [f"run.out={tmp_path / 'g'}", f"run.init_from={src}", "run.init_partial=true",
+            "model.blocks=[2,1,1,3]", "model.out_blocks=2"]
+    tr = Trainer(load_config(_config(tmp_path, model__block="res"), grow), progress=False)
+    from fclip_derain.models.loading import load_model
+    small = load_model(src).eval()
+    big = tr.model.eval()
+    x = torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(big(x), small(x), atol=1e-6)
+    assert any(k.startswith("out_blocks.1.") for k in big.trainable_state_dict())
+
+
 def test_time_budget_ends_the_run_and_anneals_the_lr(tmp_path):
     """optim.time_budget: the run stops when the budget is spent (not at the iteration cap), the
     learning rate reaches min_lr there, and the spent time survives a resume."""

@@ -103,6 +103,12 @@ class ResBlock(nn.Module):
     def forward(self, x):
         return x + self.conv2(F.relu(self.conv1(x), inplace=True))
 
+    def start_as_identity(self):
+        """Zero the residual branch's last conv: a block added to a trained decoder then leaves
+        its function unchanged until training moves it (conv1 still learns through conv2)."""
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
 
 class NAFBlock(nn.Module):
     """NAFNet's block (Chen et al. 2022): LN -> 1x1 (2c) -> dw3x3 -> SimpleGate -> simplified

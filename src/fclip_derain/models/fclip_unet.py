@@ -171,7 +171,21 @@ class FCLIPUNet(nn.Module):
         elif not fits:
             raise WeightsError("checkpoint shares no tensor (name and shape) with this model")
         self.load_state_dict({**self.state_dict(), **{k: v.to(own[k].dtype) for k, v in fits.items()}})
-        return sorted(set(own) - set(fits))
+        fresh = sorted(set(own) - set(fits))
+        if fits and fresh:
+            self._fresh_blocks_start_as_identity(set(fresh))
+        return fresh
+
+    def _fresh_blocks_start_as_identity(self, fresh: set[str]):
+        """Blocks added to a trained decoder (more blocks per level) start as the identity, so
+        the grown network computes exactly the checkpoint's function at step 0 (NAF blocks
+        already do: zero scales; ConvNeXt nearly: layer scale 1e-6)."""
+        for name, module in self.named_modules():
+            if not hasattr(module, "start_as_identity"):
+                continue
+            params = {f"{name}.{p}" for p, _ in module.named_parameters()}
+            if params and params <= fresh:
+                module.start_as_identity()
 
     def encoder_digest(self) -> str:
         """sha256 over the frozen encoder's published tensors: names the exact weights a decoder
