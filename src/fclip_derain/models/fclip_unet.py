@@ -172,7 +172,7 @@ class FCLIPUNet(nn.Module):
             raise WeightsError("checkpoint shares no tensor (name and shape) with this model")
         self.load_state_dict({**self.state_dict(), **{k: v.to(own[k].dtype) for k, v in fits.items()}})
         fresh = sorted(set(own) - set(fits))
-        if fits and fresh:
+        if fresh:  # only with strict=False; fits is never empty here
             self._fresh_blocks_start_as_identity(set(fresh))
         return fresh
 
