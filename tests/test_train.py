@@ -340,3 +340,12 @@ def test_no_rain_preset_takes_no_rain_fields(tmp_path):
     p.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"data\.train\[1\]\.rain"):
         load_config(p)
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").rglob("*.yaml")
+                                        if not p.name.startswith("_")))
+def test_every_shipped_config_loads(path):
+    """A config named in the docs (an experiment's recipe) must still load: its `base:` chain,
+    keys and model switches, so that a pasted command does not fail on a renamed file or field."""
+    cfg = load_config(REPO / path)
+    assert cfg.model.blocks and cfg.data.train
