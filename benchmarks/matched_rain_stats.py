@@ -31,6 +31,10 @@ from fclip_derain.models import load_model
 from fclip_derain.models.prenet import load_prenet
 
 
+def means(images) -> dict[str, float]:
+    return {m: d["mean"] for m, d in population(images).items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoints", nargs="*", help="ours (default: the shipped model)")
@@ -49,16 +53,14 @@ def main():
             "renderer `real` preset, same backgrounds": [render_rain(c, real, np.random.default_rng([18, i]))
                                                          for i, c in enumerate(clean)]}
     report = {"images": len(clean), "threads": torch.get_num_threads(), "sets": {}}
-    ref = {m: d["mean"] for m, d in population(clean).items()}
+    ref = means(clean)
     for name, rainy in sets.items():
-        means = {"input": {m: d["mean"] for m, d in population(rainy).items()}, "clean (same scenes)": ref}
-        for k, fn in fns.items():
-            means[k] = {m: d["mean"] for m, d in population(fn(x) for x in rainy).items()}
-        moved = {k: {m: moved_fraction(means["input"][m], means[k][m], ref[m]) for m in STAT_NAMES} for k in fns}
-        report["sets"][name] = {"means": means, "moved_towards_clean": moved}
+        rows = {"input": means(rainy), "clean (same scenes)": ref, **{k: means(fn(x) for x in rainy) for k, fn in fns.items()}}
+        moved = {k: {m: moved_fraction(rows["input"][m], rows[k][m], ref[m]) for m in STAT_NAMES} for k in fns}
+        report["sets"][name] = {"means": rows, "moved_towards_clean": moved}
         print(f"\n{name} ({len(rainy)} images): mean, and moved towards the same scenes' clean photos")
         print(f"{'':28s}" + "".join(f"{m:>18s}" for m in STAT_NAMES))
-        for k, d in means.items():
+        for k, d in rows.items():
             row = "".join(f"{d[m]:10.3f}" + (f" ({moved[k][m]:+.2f})" if k in moved else " " * 8) for m in STAT_NAMES)
             print(f"{k[-28:]:28s}{row}")
     if args.json:
