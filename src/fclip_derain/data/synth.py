@@ -39,6 +39,7 @@ class RainParams:
     intensity: Range = (0.25, 0.55)  # streak brightness added to the background
     haze: Range = (0.0, 0.0)  # accumulation A
     haze_light: Range = (0.75, 0.95)  # atmospheric light alpha
+    blur: Range = (0.0, 0.0)  # Gaussian defocus of a layer's streaks, px (near drops are out of focus)
 
     def to_dict(self):
         return asdict(self)
@@ -49,6 +50,16 @@ PRESETS: dict[str, RainParams] = {
     "light": RainParams(),
     "heavy": RainParams(layers=(2, 3), density=(0.0012, 0.0028), length=(25.0, 70.0), width=(0.6, 1.4),
                         intensity=(0.3, 0.65), angle_jitter=8.0, haze=(0.02, 0.15)),
+    # Heavy rain of the kind people photograph in a downpour (issue 35): many layers in several
+    # directions, streaks up to ~2 px wide and 90 px long, bright enough to saturate, some out of
+    # focus, a moderate veil: beside `heavy`, fewer but wider, brighter and more varied streaks.
+    "torrential": RainParams(layers=(2, 4), density=(0.0005, 0.0015), length=(20.0, 90.0), width=(0.6, 1.8),
+                             angle=(-30.0, 30.0), angle_jitter=14.0, intensity=(0.3, 0.85), blur=(0.0, 1.2),
+                             haze=(0.0, 0.15)),
+    # Few long, thick streaks falling close to the camera (water from a roof, big drops in wind):
+    # wide, soft-edged and out of focus, which thin-streak rain never shows.
+    "thick": RainParams(layers=(1, 2), density=(0.0002, 0.0009), length=(50.0, 180.0), width=(1.5, 3.5),
+                        angle=(-20.0, 20.0), angle_jitter=5.0, intensity=(0.25, 0.7), blur=(0.5, 2.5)),
 }
 
 
@@ -85,7 +96,30 @@ PRESETS["real"] = RealRainParams()
 PRESETS["real-streaks"] = RealRainParams(mist_in_target=True)
 
 
-PRESET_NAMES = ("light", "heavy", "real", "real-streaks", "mixed")
+PRESET_NAMES = ("light", "heavy", "torrential", "thick", "real", "real-streaks", "screen", "mixed")
+
+
+@dataclass(frozen=True)
+class ScreenRainParams:
+    """A third generator, built like the image-editor recipe many rain datasets were drawn with
+    (noise -> blur -> motion blur -> levels -> screen blend) rather than by stamping streaks. Kept
+    out of every training mix: validation scores on it measure how what is learnt on our own
+    renderers transfers to rain drawn another way (leave-one-generator-out, issue 35)."""
+    layers: tuple[int, int] = (1, 3)
+    density: Range = (0.01, 0.06)  # fraction of pixels seeded with noise, per layer
+    length: Range = (20.0, 90.0)  # motion-blur length, px
+    grain: Range = (0.5, 1.5)  # Gaussian blur of the noise before the motion blur, px
+    angle: Range = (-30.0, 30.0)
+    angle_jitter: float = 10.0
+    levels: Range = (0.1, 0.35)  # the black point of the levels stretch: higher gives fewer, crisper streaks
+    strength: Range = (0.5, 1.0)  # opacity of the screen blend
+    haze: Range = (0.0, 0.15)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+PRESETS["screen"] = ScreenRainParams()
 
 
 def get_preset(name: str) -> RainParams | RealRainParams | str:
@@ -179,7 +213,11 @@ def rain_layer(h: int, w: int, p: RainParams, angle: float, rng: np.random.Gener
     """Seeds convolved with the streak kernel, computed as a splat: seeds are sparse (< 0.3% of
     pixels) and the kernel is a thin line, so adding each seed's nonzero kernel taps is ~10x
     cheaper than an FFT convolution of the whole image, and gives the same sum."""
-    k = streak_kernel(_u(rng, p.length), _u(rng, p.width), angle + rng.uniform(-p.angle_jitter, p.angle_jitter))
+    length, width = _u(rng, p.length), _u(rng, p.width)
+    theta = angle + rng.uniform(-p.angle_jitter, p.angle_jitter)
+    blur = _u(rng, p.blur)
+    # draws only when the preset has a blur range, so older presets keep their exact rain
+    k = defocused_streak(length, width, theta, blur) if p.blur[1] > 0 else streak_kernel(length, width, theta)
     s = splat(h, w, k, _u(rng, p.density), rng)
     return (np.clip(s, 0, 1) * _u(rng, p.intensity)).astype(np.float32)
 
@@ -344,7 +382,29 @@ def _lens_drops(o: np.ndarray, rng: np.random.Generator) -> None:
         box += m * (blurred[y0:y1, x0:x1] - box)
 
 
-def render_pair(clean: np.ndarray, params: RainParams | RealRainParams | str,
+def render_screen_rain(clean: np.ndarray, p: ScreenRainParams, rng: np.random.Generator) -> np.ndarray:
+    """`screen` rain (ScreenRainParams): uint8 clean -> uint8 rainy."""
+    from scipy.ndimage import convolve, gaussian_filter
+    h, w = clean.shape[:2]
+    angle = _u(rng, p.angle)
+    rain = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(p.layers[0], p.layers[1] + 1))):
+        noise = (rng.random((h, w)) < _u(rng, p.density)).astype(np.float32) * rng.random((h, w), np.float32)
+        noise = gaussian_filter(noise, _u(rng, p.grain))
+        k = streak_kernel(_u(rng, p.length), 0.5, angle + rng.uniform(-p.angle_jitter, p.angle_jitter))
+        layer = convolve(noise, (k / k.sum()).astype(np.float32), mode="reflect")
+        layer /= max(float(layer.max()), 1e-6)
+        lo = _u(rng, p.levels)
+        layer = np.clip((layer - lo) / (1 - lo), 0, 1) * _u(rng, p.strength)
+        rain = 1 - (1 - rain) * (1 - layer)  # screen blend of the layers
+    o = clean.astype(np.float32) / 255
+    o = 1 - (1 - o) * (1 - rain[..., None])
+    a = _u(rng, p.haze)
+    o = o * (1 - a) + a * 0.85
+    return np.clip(o * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def render_pair(clean: np.ndarray, params: RainParams | RealRainParams | ScreenRainParams | str,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """uint8 clean -> (rainy, target): the target is `clean` except for presets that keep the
     mist in it (`real-streaks`). Same draws as `render_rain`, so the rainy image is identical."""
@@ -359,6 +419,8 @@ def render_rain(clean: np.ndarray, params: RainParams | str, rng: np.random.Gene
         params = PRESETS["light" if rng.random() < 0.5 else "heavy"]
     if isinstance(params, RealRainParams):
         return render_real_rain(clean, params, rng)
+    if isinstance(params, ScreenRainParams):
+        return render_screen_rain(clean, params, rng)
     h, w = clean.shape[:2]
     angle = _u(rng, params.angle)
     n = int(rng.integers(params.layers[0], params.layers[1] + 1))

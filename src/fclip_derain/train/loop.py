@@ -21,23 +21,23 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from ..data.datasets import BatchStream, PairedSource, SyntheticSource, TrainPatches, holdout_split
-from ..data.io import load_image, save_image, to_float, to_uint8
+from ..data.io import save_image
 from ..data.pairing import list_images, pairs_from
 from ..devices import pick_device
 from ..errors import FclipError
 from ..losses import DerainLoss
-from ..metrics import psnr_y, ssim_y
 from ..models.fclip_unet import FCLIPUNet
 from ..models.loading import save_model
 from ..weights import atomic_write
 from .config import TrainConfig, save_config
+from .validation import pair_set, score, synthetic_sets
 
 STATE_FILE = "state.pt"
 
 
 def build_data(cfg: TrainConfig, log=print):
-    """-> (TrainPatches, validation pairs). Held-out backgrounds never appear in training."""
-    sources, weights, val_pairs, held = [], [], [], set()
+    """-> (TrainPatches, validation sets). Held-out backgrounds never appear in training."""
+    sources, weights, val_pairs, held, clean_dir = [], [], [], set(), None
     first_paired = True
     for s in cfg.data.train:
         if s.kind == "paired":
@@ -49,6 +49,7 @@ def build_data(cfg: TrainConfig, log=print):
             sources.append(PairedSource(pairs, warn=log))
         else:
             clean = [p for p in list_images(s.clean) if p.stem not in held]
+            clean_dir = clean_dir or s.clean
             sources.append(SyntheticSource(clean, s.preset, warn=log, rain=s.rain))
         weights.append(s.weight)
     d = cfg.data
@@ -64,23 +65,36 @@ def build_data(cfg: TrainConfig, log=print):
         patch_size = d.patch_size
     patches = TrainPatches(sources, weights, patch_size, cfg.run.seed, d.flips, d.rotations)
     val_pairs = val_pairs[: d.val_max_images]
+    sets = []
     if val_pairs:  # unreadable validation pairs are dropped (with a warning), like training ones
-        val_pairs = PairedSource(val_pairs, warn=log).pairs
-    return patches, val_pairs
+        sets.append(pair_set(PairedSource(val_pairs, warn=log).pairs))
+    if d.val_synthetic and held:
+        sets += synthetic_sets(d.val_synthetic, clean_dir, held)
+    return patches, sets
 
 
 def lr_lambda(cfg: TrainConfig, progress=None):
-    """Linear warm-up, then cosine to min_lr over the iterations, or over `progress()` (the
-    spent fraction of a time budget) when given."""
+    """Linear warm-up, then (optim.schedule) cosine to min_lr, or constant and a decay over the
+    last `optim.decay` of the run (wsd), over the iterations or over `progress()` (the spent
+    fraction of a time budget) when given."""
     o = cfg.optim
     floor = o.min_lr / o.lr
 
     def f(step):
         if step < o.warmup:
             return (step + 1) / o.warmup
-        t = progress() if progress else (step - o.warmup) / max(1, o.iterations - o.warmup)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        t = min(1.0, progress() if progress else (step - o.warmup) / max(1, o.iterations - o.warmup))
+        if o.schedule == "wsd":
+            u = decay_progress(o, t)
+            # 1 - sqrt: the decay shape of the WSD literature (Hägele et al. 2024), a shade better than linear
+            return floor + (1 - floor) * (1 - math.sqrt(u))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
     return f
+
+
+def decay_progress(o, t: float) -> float:
+    """How far into the wsd decay a run is at progress t: 0 while stable, 1 at the end."""
+    return max(0.0, (t - (1 - o.decay)) / o.decay)
 
 
 class BudgetClock:
@@ -148,7 +162,7 @@ class Trainer:
         self.ema = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()} if o.ema else None
         self.loss = DerainLoss(cfg.loss.pixel, cfg.loss.perceptual_weight, cfg.loss.perceptual_layers,
                                cfg.loss.ssim_weight, cfg.loss.brightness_weight).to(self.device)
-        self.patches, self.val_pairs = build_data(cfg, log=self.log)
+        self.patches, self.val_sets = build_data(cfg, log=self.log)
         self.iteration, self.best = 0, -float("inf")
         if resume and (self.out / STATE_FILE).is_file():
             self.load_state(self.out / STATE_FILE)
@@ -264,23 +278,20 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        if not self.val_pairs:
+        if not self.val_sets:
             return {}
         model = self.eval_weights()
         model.eval()
-        ps, ss, samples = [], [], []
-        for p in self.val_pairs:
-            a, b = load_image(p.input), load_image(p.target)
-            out = to_uint8(model(to_float(a)[None].to(self.device))[0])
-            ps.append(psnr_y(out, b))
-            ss.append(ssim_y(out, b))
-            if len(samples) < self.cfg.run.sample_images:
-                samples.append(np.concatenate([a, out, b], 1))
+        samples = []
+
+        def keep(kind, i, a, out, b):  # the first images of every kind
+            if i < self.cfg.run.sample_images:
+                samples.append((f"{kind}_{i}", np.concatenate([a, out, b], 1)))
+        res = score(model, self.val_sets, self.device, keep)
         model.train()
-        sample_dir = self.out / "samples"
-        for i, s in enumerate(samples):
-            save_image(sample_dir / f"iter{self.iteration:07d}_{i}.png", s)
-        return {"val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss))}
+        for name, s in samples:
+            save_image(self.out / "samples" / f"iter{self.iteration:07d}_{name}.png", s)
+        return res.summary()
 
     # ------------------------------------------------------------ the loop
 
@@ -312,6 +323,20 @@ class Trainer:
                 else:
                     self.ema[k].copy_(v)
 
+    def _save_stable_once(self):
+        """wsd: when the decay starts, keep the weights reached at the constant rate (and their
+        EMA) as stable.safetensors: the next stage continues from there, not from the decayed
+        weights."""
+        o = self.cfg.optim
+        if o.schedule != "wsd" or not self.main or (self.out / "stable.safetensors").exists():
+            return
+        t = self.budget_fraction() if self.budget_s else \
+            (self.iteration - o.warmup) / max(1, o.iterations - o.warmup)
+        if self.iteration > o.warmup and decay_progress(o, t) > 0:
+            save_model(self.eval_weights(), self.out / "stable.safetensors",
+                       extra={"iteration": self.iteration, "note": "EMA weights when the wsd decay began"})
+            self.log(f"iteration {self.iteration}: the wsd decay begins; stable weights saved")
+
     def fit(self) -> dict:
         cfg, o = self.cfg, self.cfg.optim
         # Ctrl-C and SIGTERM (schedulers, `kill`, container stop) save a checkpoint and stop cleanly
@@ -321,7 +346,8 @@ class Trainer:
         self.net.train()
         self.log(f"training {cfg.model.encoder} on {self.device} x{self.world}: iterations "
                  f"{self.iteration}->{o.iterations}, batch {cfg.data.batch_size}, "
-                 f"{len(self.val_pairs)} validation pairs, run dir {self.out}")
+                 f"{sum(len(v.inputs) for v in self.val_sets)} validation pairs "
+                 f"({', '.join(v.name for v in self.val_sets) or 'none'}), run dir {self.out}")
         bar = None
         if self.progress:
             from ..progress import progress_bar
@@ -353,6 +379,7 @@ class Trainer:
                 self.sched.step()
                 self._ema_update()
                 self.iteration += 1
+                self._save_stable_once()
                 seen += x.shape[0] * self.world
                 it = self.iteration
                 self.clock.stop()
