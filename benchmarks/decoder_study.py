@@ -3,6 +3,7 @@ the same held-out validation pairs; plus each arm's inference cost, measured her
 
     bash configs/experiments/decoder-study/run.sh          # trains the arms (about 1 h on 2 cores)
     python benchmarks/decoder_study.py runs/decoder-study --out docs/decoder-study
+    # writes docs/decoder-study.md and .png; the raw numbers go to campaign/results/decoder-study.json
 
 Per arm: training throughput (kilo-pixels of patches per second, from the run's own log, one
 thread), iterations reached, validation PSNR/SSIM of the final EMA weights and the best one seen,
@@ -30,7 +31,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("study", nargs="?", default="runs/decoder-study")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default="docs/decoder-study")
+    ap.add_argument("--out", default="docs/decoder-study", help="writes OUT.md and OUT.png")
+    ap.add_argument("--json", default="campaign/results/decoder-study.json",
+                    help="the raw numbers (kept with the campaign's record, not in docs/)")
     args = ap.parse_args()
     rows, curves = [], {}
     for run in sorted(p for p in Path(args.study).iterdir() if (p / "metrics.jsonl").is_file()):
@@ -62,7 +65,8 @@ def main():
     cpu = cpu_model()
     report = {"cpu": cpu, "threads_inference": torch.get_num_threads(), "torch": torch.__version__, "arms": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps(report, indent=2) + "\n")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     lines = ["| arm | decoder | encoder | loss | zero-init | train kpx/s (1 thread) | iterations | "
              "val PSNR final (best) | val SSIM | ms 481x321 | ms 1920x1080 | GFLOPs 481x321 | trained M params |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

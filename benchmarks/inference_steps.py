@@ -1,6 +1,6 @@
 """What each inference optimisation buys, measured step by step in one process (CPU).
 
-    python benchmarks/inference_steps.py --sizes 480x320,1920x1080 --repeats 7 --json docs/inference-steps.json
+    python benchmarks/inference_steps.py --sizes 480x320,1920x1080 --repeats 7 --json benchmarks/results/inference-steps.json
 
 Rows, each adding one change to the previous: the plain NCHW model; channels_last; the frozen
 encoder's BatchNorms folded into its convs; stride-1 'SAME' convs padding inside the conv instead

@@ -1,7 +1,7 @@
 """Large photos derain with bounded memory: peak RSS and time for a 6000x4000 image (auto tiling),
 and the per-pixel working memory that sizes the tiles (`BYTES_PER_PIXEL` in inference/derainer.py).
 
-    python benchmarks/large_image.py --json docs/large-image.json
+    python benchmarks/large_image.py --json benchmarks/results/large-image.json
 
 Each case runs in a fresh process (peak RSS is per process); the baseline is the same process
 after loading the model, before any image, so the growth is what the image costs.

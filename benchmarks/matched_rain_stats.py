@@ -1,6 +1,6 @@
 """The no-ground-truth rain statistics, checked where each rainy image has its own clean photo.
 
-    python benchmarks/matched_rain_stats.py --json docs/matched-rain-stats.json
+    python benchmarks/matched_rain_stats.py --json benchmarks/results/matched-rain-stats.json
 
 Issue 17 asks that deraining move the rain statistics (fclip_derain.metrics.rain_stats) of real
 rainy photos "halfway toward clean photos", with the BSDS500 photos of `../shared/data/clean` as the

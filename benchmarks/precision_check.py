@@ -1,6 +1,6 @@
 """How much reduced precision moves the scores: Rain100L Y-PSNR/SSIM in fp32 vs bf16 autocast.
 
-    python benchmarks/precision_check.py --limit 20 --json docs/precision-check.json
+    python benchmarks/precision_check.py --limit 20 --json campaign/results/stage1-precision-check.json
 
 The default inference path uses bf16 where it is the faster path (CUDA, AMX CPUs:
 `fclip_derain.devices.fast_half`) on the condition that Rain100L moves by less than 0.05 dB.

@@ -1,6 +1,6 @@
 """How much rain a model removes as the rain tilts away from vertical.
 
-    python benchmarks/rain_angle.py runs/v8.safetensors runs/a/best.safetensors --json docs/rain-angle.json \
+    python benchmarks/rain_angle.py runs/v8.safetensors runs/a/best.safetensors --json campaign/results/stage6-rain-angle.json \
         [--angles 0,10,20,30,40,50] [--presets light,real-streaks] [--figure docs/figures/rain_angle.png]
 
 Each preset renders one rainy copy of the 20 held-out RainTrainL backgrounds (the validation pairs
