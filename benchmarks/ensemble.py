@@ -16,7 +16,7 @@ from heavy_rain import held_out_pairs
 
 from fclip_derain import Derainer
 from fclip_derain.data.io import load_image
-from fclip_derain.inference.jobs import ENSEMBLE_FLIPS
+from fclip_derain.options import ENSEMBLE_FLIPS
 from fclip_derain.metrics import psnr_y, ssim_y
 
 

@@ -127,7 +127,7 @@ def run_benchmark(args) -> int:
             from .errors import FclipError
             raise FclipError(f"--sizes: {s!r} is not WxH") from None
         sizes.append((w, h))
-    from .cli import PRECISIONS
+    from .options import PRECISIONS
     half = PRECISIONS[getattr(args, "precision", "auto")]
     # the network at each size (work_size=None), so that sizes compare; `default_median_s` is what
     # `fclip-derain derain` spends, which derains images above the work size at the work size

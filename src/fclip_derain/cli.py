@@ -13,7 +13,7 @@ from pathlib import Path
 from .data.io import writable_dir, writable_file
 from .data.synth import PRESET_NAMES
 from .errors import FclipError
-from .inference.jobs import ENGINES, ENSEMBLE_FLIPS, MIN_TILE_ARG, MIN_WORK_SIZE, PRECISIONS, WORK_SIZE
+from .options import ENGINES, ENSEMBLE_FLIPS, MIN_TILE_ARG, MIN_WORK_SIZE, PRECISIONS, WORK_SIZE, check_tile
 
 
 def _eprint(*a):
@@ -41,7 +41,6 @@ def cmd_derain(args) -> int:
 
 
 def _check_tile(args):
-    from .inference.jobs import check_tile
     check_tile(getattr(args, "tile", None), getattr(args, "tile_overlap", 32))
 
 

@@ -1,4 +1,4 @@
-"""Where weights come from: the cache dir, verified downloads, atomic writes, checkpoints.
+"""Where weights come from: the cache dir, verified downloads, checkpoints.
 
 Checkpoints are a single safetensors file: the trainable (decoder) tensors plus, in the
 safetensors metadata, the model config as JSON and the frozen encoder's name and weight sha256.
@@ -10,11 +10,10 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Callable
 
+from .data.io import atomic_write
 from .errors import WeightsError
 
 CHECKPOINT_FORMAT = "fclip-derain/1"
@@ -32,31 +31,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write(dest: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` then rename onto `dest`; on any failure nothing is left behind.
-
-    The temporary file lives in the destination folder so the final `os.replace` is atomic.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the permissions a normal open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
 
 
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, progress: bool = True) -> Path:

@@ -1,4 +1,4 @@
-"""Image files in and out: one loader for every entry point, atomic writes, clear errors.
+"""Files in and out: one image loader for every entry point, atomic writes of every output, clear errors.
 
 Every failure becomes an `ImageError` naming the file: zero-byte, truncated, not an image,
 decompression bombs, directories named like images. Output files are written to a temporary
@@ -9,14 +9,15 @@ from __future__ import annotations
 import io
 import os
 import struct
+import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import FclipError, ImageError
-from ..weights import atomic_write
 
 # GIF is read (first frame) but never written: its 256 colours would undo the deraining
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}  # read and written with PyAV
@@ -25,6 +26,31 @@ FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", 
                  ".tiff": "TIFF", ".webp": "WEBP"}
 # Pillow's own bomb limit is ~179 MP and only warns below 2x that; we refuse above this outright.
 MAX_PIXELS = int(os.environ.get("FCLIP_DERAIN_MAX_PIXELS", 120_000_000))
+
+
+def atomic_write(dest: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_path)` then rename onto `dest`; on any failure nothing is left behind.
+
+    The temporary file lives in the destination folder so the final `os.replace` is atomic.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        # mkstemp creates 0600; give the file the permissions a normal open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
 
 
 def is_image_path(p: str | os.PathLike) -> bool:

@@ -11,7 +11,7 @@ from PIL import Image
 from ..devices import fast_half, pick_device
 from ..errors import FclipError
 from ..models.loading import load_model
-from .jobs import ENSEMBLE_FLIPS, WORK_SIZE, check_ensemble, check_work_size
+from ..options import ENSEMBLE_FLIPS, WORK_SIZE, check_ensemble, check_work_size
 from .tiling import tiled_forward
 
 # Peak working memory of the default model per input pixel in fp32, measured with

@@ -12,25 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FclipError
-
-ENGINES = ("local", "ray")
-PRECISIONS = {"auto": None, "fp32": False, "half": True}  # precision name -> Derainer(half=...)
-MIN_TILE_ARG = 64  # below this a tile is mostly overlap and padding: slow and visibly different
-
-# Long side, in pixels, at which the model sees an image by default. It learnt rain at the scale
-# of ~481x321 photos (RainTrainL, synthetic rain on BSDS500); in a larger photo the same rain spans
-# more pixels and the model misses it: on the 20 held-out validation pairs upscaled 3x, full
-# resolution scores 30.15 dB, this path 34.16 and 4.5x faster (docs/work-size.md). A
-# larger image is derained at this size, and the rain removed there is upsampled and subtracted
-# from the full-resolution image, so the photo keeps its own fine detail, which upsampling the
-# small output would blur. None: off (`--work-size full`).
-WORK_SIZE = 640
-MIN_WORK_SIZE = 64
-
-# Self-ensemble: average the model over mirrored copies (dims to flip per copy). No quarter turns:
-# the model learnt rain upright, and turned copies would show it sideways rain. On the 20 held-out
-# validation pairs (session 8, v8): 1 copy 34.71 dB, 2 copies 35.11, 4 copies 35.31.
-ENSEMBLE_FLIPS = {1: [()], 2: [(), (-1,)], 4: [(), (-1,), (-2,), (-2, -1)]}
+from ..options import (
+    PRECISIONS,
+    WORK_SIZE,
+    check_engine,
+    check_ensemble,
+    check_precision,
+    check_tile,
+    check_work_size,
+)
 
 
 @dataclass
@@ -60,27 +50,6 @@ class ModelSpec:
         from .derainer import Derainer
         return Derainer(self.checkpoint, device=self.device, half=self.half, tile=self.tile,
                         tile_overlap=self.tile_overlap, work_size=self.work_size, ensemble=self.ensemble)
-
-
-def check_tile(tile: int | None, overlap: int = 32) -> None:
-    if tile is None:
-        return
-    if tile < MIN_TILE_ARG:
-        raise FclipError(f"--tile {tile}: tiles must be at least {MIN_TILE_ARG} pixels (or leave --tile out "
-                         "for automatic tiling)")
-    if tile <= 2 * overlap:
-        raise FclipError(f"--tile {tile}: must be larger than twice --tile-overlap ({overlap})")
-
-
-def check_work_size(work_size: int | None) -> None:
-    if work_size is not None and work_size < MIN_WORK_SIZE:
-        raise FclipError(f"--work-size {work_size}: must be at least {MIN_WORK_SIZE} pixels, or `full` to derain "
-                         "at the image's own resolution")
-
-
-def check_ensemble(ensemble: int) -> None:
-    if ensemble not in ENSEMBLE_FLIPS:
-        raise FclipError(f"--ensemble {ensemble}: choose {', '.join(map(str, ENSEMBLE_FLIPS))} (mirrored copies)")
 
 
 def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -164,10 +133,8 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     writes outputs itself, so on a cluster both must be on a filesystem all nodes share.
     """
     from ..data.io import FORMAT_BY_EXT, writable_dir
-    if engine not in ENGINES:
-        raise FclipError(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
-    if precision not in PRECISIONS:
-        raise FclipError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    check_engine(engine)
+    check_precision(precision)
     if fmt and f".{fmt.lower()}" not in FORMAT_BY_EXT:
         raise FclipError(f"--format {fmt}: choose one of png, jpg, bmp, tiff, webp")
     check_tile(tile, tile_overlap)

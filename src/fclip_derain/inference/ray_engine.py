@@ -127,7 +127,7 @@ def _stamp(path: Path):
 
 
 def _remove_partials(dest: Path, compare: bool) -> None:
-    """Temporary files of an interrupted atomic write (weights.atomic_write names them)."""
+    """Temporary files of an interrupted atomic write (data/io.py's atomic_write names them)."""
     for p in [dest] + ([compare_path(dest)] if compare else []):
         for tmp in p.parent.glob(f".{glob.escape(p.name)}.*.part"):  # names may hold [ ] * ?
             tmp.unlink(missing_ok=True)

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.io import atomic_write
 from ..errors import WeightsError
-from ..weights import atomic_write, cache_dir, sha256_file
+from ..weights import cache_dir, sha256_file
 
 # ---------------------------------------------------------------- Keras ResNet-50 (npm)
 
