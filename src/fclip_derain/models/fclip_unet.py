@@ -13,6 +13,7 @@ Data flow (depth 4; DESIGN.md section 1):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -75,18 +76,48 @@ class ModelConfig:
             bad("upsample", "must be bilinear, nearest or pixelshuffle")
         if self.out_blocks < 0 or self.kernel_size < 1 or self.kernel_size % 2 == 0:
             bad("kernel_size" if self.out_blocks >= 0 else "out_blocks", "invalid value")
+        # a switch the network does not read must not look like it changed something: a value
+        # other than the default, where the other switches make it unused, is refused
+        for key, why in self.unused().items():
+            if getattr(self, key) != _DEFAULTS[key]:
+                bad(key, f"{why}, so this setting would change nothing; remove it")
+
+    def unused(self) -> dict[str, str]:
+        """{field: why} for the fields this network ignores, given the other switches."""
+        return _unused(self)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        """The fields this network uses (a checkpoint's config holds what it is, nothing more)."""
+        d = {k: v for k, v in asdict(self).items() if k not in self.unused()}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        """From a checkpoint's config. Older checkpoints record fields their network ignores
+        (kernel 7, mlp 4, updw, bilinear for block res): those are dropped, not refused."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"model.{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
-        return cls(**d)
+        drop = _unused(SimpleNamespace(**{**_DEFAULTS, **d}))
+        return cls(**{k: v for k, v in d.items() if k not in drop})
+
+
+_DEFAULTS = {f.name: f.default for f in fields(ModelConfig)}
+
+
+def _unused(c) -> dict[str, str]:
+    out = {}
+    if c.block != "convnext":  # res and naf: fixed 3x3 units, pixel-shuffle upsampling
+        for key in ("kernel_size", "mlp_ratio", "updw", "upsample"):
+            out[key] = f"block {c.block} does not use it (only convnext does)"
+    elif not c.updw and c.upsample == "pixelshuffle":
+        out["upsample"] = "updw false interpolates (pixelshuffle would fall back to bilinear)"
+    if not c.ldfps:
+        out["ldfps_sigmas"] = out["ldfps_mode"] = "ldfps false adds no feature noise"
+    if not c.global_residual:
+        out["zero_init_head"] = "global_residual false has no identity to start from"
+    return out
 
 
 class FCLIPUNet(nn.Module):

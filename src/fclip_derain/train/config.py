@@ -110,6 +110,9 @@ class RunConfig:
     out: str = "runs/default"
     seed: int = 0
     device: str = "auto"
+    # several processes (torchrun): auto picks nccl for GPUs and gloo for CPUs; gloo on GPUs lets
+    # two processes share one GPU (NCCL refuses that), for testing DDP on a one-GPU machine
+    ddp_backend: str = "auto"
     checkpoint_every: int = 200
     log_every: int = 20
     sample_images: int = 3
@@ -195,6 +198,8 @@ class TrainConfig:
             bad("optim.budget_clock", "must be cpu or wall", o.budget_clock)
         if o.amp not in ("none", "bf16", "fp16"):
             bad("optim.amp", "must be none, bf16 or fp16", o.amp)
+        if self.run.ddp_backend not in ("auto", "nccl", "gloo"):
+            bad("run.ddp_backend", "must be auto, nccl or gloo", self.run.ddp_backend)
         if self.run.device not in ("auto", "cpu", "cuda", "mps") and not self.run.device.startswith("cuda:"):
             bad("run.device", "must be auto, cpu, cuda, cuda:N or mps", self.run.device)
         self.model.validate()

@@ -1,11 +1,19 @@
 """The training loop: data stream, optimisation, validation, crash-safe checkpoints, DDP.
 
 Resume is exact: a checkpoint holds model, optimiser, scheduler, scaler, EMA and every RNG
-state, and the data stream is a pure function of the iteration (see data/datasets.py), so a
-run killed with SIGKILL and resumed ends with the same weights as one that never stopped.
+state (each rank's), and the data stream is a pure function of the iteration (see
+data/datasets.py), so a run killed with SIGKILL and resumed ends with the same weights as one
+that never stopped, with one process or several (tests/test_train.py kills a 2-process run).
+
+Several processes (torchrun): batch j of the stream goes to (iteration j // world, rank
+j % world); each rank draws its own LDFPS noise (its own seed) and saves its RNG state through
+rank 0; every tensor handed to a collective lives on the trainer's device (NCCL has no CPU
+tensors); the stop request and the spent time budget are agreed on once per iteration, so all
+ranks stop, checkpoint and anneal at the same iteration.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -35,8 +43,9 @@ from .validation import pair_set, score, synthetic_sets
 STATE_FILE = "state.pt"
 
 
-def build_data(cfg: TrainConfig, log=print):
-    """-> (TrainPatches, validation sets). Held-out backgrounds never appear in training."""
+def build_data(cfg: TrainConfig, log=print, world: int = 1):
+    """-> (TrainPatches, validation sets). Held-out backgrounds never appear in training.
+    `world`: processes sharing the stream (batch j is iteration j // world)."""
     sources, weights, val_pairs, held, clean_dir = [], [], [], set(), None
     first_paired = True
     for s in cfg.data.train:
@@ -55,8 +64,9 @@ def build_data(cfg: TrainConfig, log=print):
     d = cfg.data
     if d.progressive:
         steps = sorted((int(a), int(b)) for a, b in d.progressive)
-        def patch_size(k, B=d.batch_size):
-            it, size = k // B, d.patch_size
+        def patch_size(k, per_iteration=d.batch_size * world):
+            # sample k is in batch k // B, which is iteration k // B // world (one batch per rank)
+            it, size = k // per_iteration, d.patch_size
             for start, ps in steps:
                 if it >= start:
                     size = ps
@@ -97,6 +107,25 @@ def decay_progress(o, t: float) -> float:
     return max(0.0, (t - (1 - o.decay)) / o.decay)
 
 
+def ddp_backend(name: str, device: torch.device) -> str:
+    """auto: NCCL for GPUs, gloo for CPUs. gloo also carries CUDA tensors, which lets several
+    processes share one GPU (NCCL refuses two ranks on one device): a test, not a speed-up."""
+    if name != "auto":
+        return name
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Rank r's RNG seed (r > 0): independent streams, a pure function of (seed, rank)."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def ema_copy(model: FCLIPUNet) -> FCLIPUNet:
+    """A frozen copy of the decoder, on the model's device, sharing its (frozen) encoder."""
+    ema = copy.deepcopy(model, memo={id(model.encoder): model.encoder})
+    return ema.eval().requires_grad_(False)
+
+
 class BudgetClock:
     """Seconds spent training, on the CPU (process time / threads) or the wall clock; only the
     intervals between `start()` and `stop()` count (validation and checkpoints do not)."""
@@ -122,15 +151,17 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = True, progress: bool = True, log_stream=None):
         self.cfg = cfg
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.device = pick_device(cfg.run.device)
+        if self.device.type == "cuda" and self.distributed and self.device.index is None:
+            # one GPU per local rank; ranks share GPUs when there are fewer (a test, e.g. 2 on 1)
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
         if self.distributed and not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() and cfg.run.device != "cpu" else "gloo"
-            dist.init_process_group(backend)
+            dist.init_process_group(ddp_backend(cfg.run.ddp_backend, self.device))
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
         self.main = self.rank == 0
-        self.device = pick_device(cfg.run.device)
-        if self.device.type == "cuda" and self.distributed:
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
         self.out = Path(cfg.run.out)
@@ -140,10 +171,16 @@ class Trainer:
             self._check_writable()
         self.stop_requested = False
 
-        torch.manual_seed(cfg.run.seed)
+        torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank
         self.model = FCLIPUNet(cfg.model).to(self.device)
         self.model.encoder.fold_batchnorm()  # frozen: its BatchNorms are fixed affine maps
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        o = cfg.optim
+        # the EMA weights: a copy of the decoder on the model's device (as timm's ModelEmaV2),
+        # sharing the frozen encoder; built here, so validation never draws from the RNG
+        self.ema = ema_copy(self.model) if o.ema else None
+        if self.rank:  # from here each rank has its own noise stream (LDFPS); rank 0 keeps the seed's
+            torch.manual_seed(rank_seed(cfg.run.seed, self.rank))
         if self.main:
             self._check_disk_space()
         self.net = self.model
@@ -152,17 +189,15 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 broadcast_buffers=False)
-        o = cfg.optim
         self.opt = torch.optim.AdamW(self.params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         self.clock = BudgetClock(o.budget_clock)
         self.budget_s = 60 * o.time_budget
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lr_lambda(cfg, self.budget_fraction if self.budget_s else None))
         self.scaler = torch.amp.GradScaler("cuda", enabled=(o.amp == "fp16" and self.device.type == "cuda"))
-        self.ema = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()} if o.ema else None
         self.loss = DerainLoss(cfg.loss.pixel, cfg.loss.perceptual_weight, cfg.loss.perceptual_layers,
                                cfg.loss.ssim_weight, cfg.loss.brightness_weight).to(self.device)
-        self.patches, self.val_sets = build_data(cfg, log=self.log)
+        self.patches, self.val_sets = build_data(cfg, log=self.log, world=self.world)
         self.iteration, self.best = 0, -float("inf")
         if resume and (self.out / STATE_FILE).is_file():
             self.load_state(self.out / STATE_FILE)
@@ -173,7 +208,7 @@ class Trainer:
             if fresh:
                 self.log(f"{len(fresh)} tensors not in {cfg.run.init_from} keep their initial values")
             if self.ema is not None:
-                self.ema = {k: v.detach().clone() for k, v in self.model.trainable_state_dict().items()}
+                self.ema.load_trainable_state_dict(self.model.trainable_state_dict())
             self.log(f"initialised the decoder from {cfg.run.init_from}")
         if self.main:  # the config this (possibly resumed) run continues with
             save_config(cfg, self.out / "config.yaml")
@@ -226,21 +261,56 @@ class Trainer:
                 if k != "iteration" and isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, rec["iteration"])
 
-    def state_dict(self) -> dict:
+    def _rng_state(self) -> torch.Tensor:
+        """This process's RNG state as one byte tensor: the CPU generator, then the GPU's."""
+        parts = [torch.get_rng_state()]
+        if self.device.type == "cuda":
+            parts.append(torch.cuda.get_rng_state(self.device))
+        return torch.cat(parts)
+
+    def _set_rng_state(self, state: torch.Tensor):
+        n = torch.get_rng_state().numel()
+        torch.set_rng_state(state[:n].clone())
+        if self.device.type == "cuda" and state.numel() > n:
+            torch.cuda.set_rng_state(state[n:].clone(), self.device)
+
+    def _gather(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's `t` (same shape on all), on every rank; a collective: all ranks call it."""
+        if not self.distributed:
+            return [t]
+        t = t.to(self.device)
+        out = [torch.empty_like(t) for _ in range(self.world)]
+        dist.all_gather(out, t)
+        return [x.cpu() for x in out]
+
+    def _agree(self, stop: bool) -> bool:
+        """Once per iteration, all ranks: whether any rank was asked to stop, and the largest
+        spent time budget (each rank's clock drifts; the schedule must see one clock)."""
+        if not self.distributed:
+            return stop
+        t = torch.tensor([float(stop), self.clock.spent], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        self.clock.spent = float(t[1])
+        return bool(t[0])
+
+    def state_dict(self, rng: list[torch.Tensor] | None = None) -> dict:
         return {
             "iteration": self.iteration, "best": self.best,
             "model": self.model.trainable_state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-            "scaler": self.scaler.state_dict(), "ema": self.ema,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.trainable_state_dict() if self.ema is not None else None,
+            # ranks[r]: rank r's generators (CPU, then its GPU's); torch: rank 0's CPU generator
+            "rng": {"torch": torch.get_rng_state(), "ranks": rng or [self._rng_state()]},
             "config": self.cfg.to_dict(), "budget_spent_s": self.clock.spent,
         }
 
     def save_state(self):
+        """All ranks call this (their RNG states travel to rank 0); rank 0 writes."""
+        rng = self._gather(self._rng_state())
         if not self.main:
             return
-        st = self.state_dict()
+        st = self.state_dict(rng)
         try:
             atomic_write(self.out / STATE_FILE, lambda t: torch.save(st, t))
             save_model(self.model, self.out / "last.safetensors", extra={"iteration": self.iteration})
@@ -258,10 +328,20 @@ class Trainer:
         self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
         self.scaler.load_state_dict(st["scaler"])
-        self.ema = st["ema"]
-        torch.set_rng_state(st["rng"]["torch"])
-        if st["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(st["rng"]["cuda"])
+        if self.ema is not None:  # onto the EMA copy, which lives where the model lives
+            self.ema.load_trainable_state_dict(st["ema"] if st["ema"] is not None else st["model"])
+        ranks = st["rng"].get("ranks")
+        if ranks and len(ranks) == self.world:
+            self._set_rng_state(ranks[self.rank])
+        else:  # another number of processes, or an older checkpoint: rank 0's generators only
+            if self.rank == 0:
+                torch.set_rng_state(st["rng"]["torch"])
+                if st["rng"].get("cuda") and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(st["rng"]["cuda"])
+            if self.world > 1:
+                self.log(f"{path} holds the random state of {len(ranks) if ranks else 1} process(es), this run "
+                         f"has {self.world}: the other ranks' noise starts from their seeds (not bit-identical "
+                         "to an uninterrupted run)")
         self.iteration, self.best = st["iteration"], st["best"]
         self.clock.spent = st.get("budget_spent_s", 0.0)
         self.log(f"resumed from {path} at iteration {self.iteration}")
@@ -269,18 +349,15 @@ class Trainer:
     # ------------------------------------------------------------ validation
 
     def eval_weights(self):
-        """A model holding the EMA weights (or the live ones) for validation and 'best'."""
-        if self.ema is None:
-            return self.model
-        m = FCLIPUNet(self.cfg.model, encoder=self.model.encoder).to(self.device)
-        m.load_trainable_state_dict(self.ema)
-        return m
+        """The model validation and 'best' use: the EMA copy, or the live model."""
+        return self.ema if self.ema is not None else self.model
 
     @torch.no_grad()
     def validate(self) -> dict:
         if not self.val_sets:
             return {}
         model = self.eval_weights()
+        was_training = model.training
         model.eval()
         samples = []
 
@@ -288,7 +365,7 @@ class Trainer:
             if i < self.cfg.run.sample_images:
                 samples.append((f"{kind}_{i}", np.concatenate([a, out, b], 1)))
         res = score(model, self.val_sets, self.device, keep)
-        model.train()
+        model.train(was_training)
         for name, s in samples:
             save_image(self.out / "samples" / f"iter{self.iteration:07d}_{name}.png", s)
         return res.summary()
@@ -317,11 +394,12 @@ class Trainer:
         # warm-up (as timm/BasicSR): early on the average must not be dominated by the random init
         d = min(self.cfg.optim.ema, (1 + self.iteration) / (10 + self.iteration))
         with torch.no_grad():
+            ema = self.ema.trainable_state_dict()
             for k, v in self.model.trainable_state_dict().items():
                 if v.is_floating_point():
-                    self.ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                    ema[k].mul_(d).add_(v, alpha=1 - d)
                 else:
-                    self.ema[k].copy_(v)
+                    ema[k].copy_(v)
 
     def _save_stable_once(self):
         """wsd: when the decay starts, keep the weights reached at the constant rate (and their
@@ -340,7 +418,8 @@ class Trainer:
     def fit(self) -> dict:
         cfg, o = self.cfg, self.cfg.optim
         # Ctrl-C and SIGTERM (schedulers, `kill`, container stop) save a checkpoint and stop cleanly
-        old = {sig: signal.signal(sig, self._on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)} if self.main else {}
+        # on every rank: torchrun passes signals on to all of them, and the ranks agree each iteration
+        old = {sig: signal.signal(sig, self._on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(o.amp)
         net = torch.compile(self.net) if o.compile else self.net
         self.net.train()
@@ -383,12 +462,8 @@ class Trainer:
                 seen += x.shape[0] * self.world
                 it = self.iteration
                 self.clock.stop()
-                done = it >= o.iterations
-                if self.budget_s:
-                    spent_up = torch.tensor([float(self.clock.spent >= self.budget_s)])
-                    if self.distributed:  # every rank stops at the same iteration
-                        dist.all_reduce(spent_up)
-                    done = done or bool(spent_up.item())
+                self.stop_requested = self._agree(self.stop_requested)
+                done = it >= o.iterations or bool(self.budget_s and self.clock.spent >= self.budget_s)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.sched.get_last_lr()[0]:.2e}", refresh=False)
@@ -412,10 +487,6 @@ class Trainer:
                                      f"{last['val_ssim']:.4f}{' (best)' if improved else ''}")
                 if it % cfg.run.checkpoint_every == 0 or done or self.stop_requested:
                     self.save_state()
-                if self.distributed:
-                    flag = torch.tensor([int(self.stop_requested)])
-                    dist.all_reduce(flag)
-                    self.stop_requested = bool(flag.item())
                 if self.stop_requested:
                     self.log(f"interrupted: saved iteration {it} to {self.out / STATE_FILE}; "
                              "run the same command again to resume")
