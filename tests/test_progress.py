@@ -11,7 +11,7 @@ def test_not_a_terminal_gives_whole_lines():
     text = buf.getvalue()
     assert "\r" not in text and text.endswith("\n")
     lines = text.strip().splitlines()
-    assert lines[-1].startswith("derain: 5/5 (100%)") and len(lines) == 6  # one per update, one at the end
+    assert lines[-1].startswith("derain: 5/5 (100%)") and len(lines) == 5  # one per update, the last not twice
 
 
 def test_quiet_prints_nothing_and_long_jobs_print_periodically():
@@ -27,3 +27,30 @@ def test_quiet_prints_nothing_and_long_jobs_print_periodically():
     assert buf.getvalue() == ""  # within the interval: silent
     bar.close()
     assert buf.getvalue().count("\n") == 1 and "loss=0.01" in buf.getvalue()
+
+
+def test_last_line_is_not_printed_twice():
+    # `train` printed "20/20 (100%)" twice (with different learning rates), video its last frame twice
+    buf = io.StringIO()
+    bar = LogProgress(total=20, desc="train", file=buf, interval=0)
+    for i in range(20):
+        bar.update(1)
+        bar.set_postfix(lr=f"{i:.2e}")
+    bar.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 20 and sum("20/20 (100%)" in ln for ln in lines) == 1
+
+
+def test_rate_keeps_one_unit_through_a_run(monkeypatch):
+    # video progress switched from "1.05 frame/s" to "1.02 s/frame" mid-run
+    import fclip_derain.progress as progress
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    buf = io.StringIO()
+    bar = LogProgress(total=10, desc="clip.mp4", unit="frame", file=buf, interval=0)
+    for dt in (0.95, 0.95, 1.2, 1.2, 1.2, 1.2):  # the rate falls below 1 frame/s after two frames
+        clock[0] += dt
+        bar.update(1)
+    bar.close()
+    lines = buf.getvalue().splitlines()
+    assert all("frame/s" in ln for ln in lines) and not any("s/frame" in ln for ln in lines), lines

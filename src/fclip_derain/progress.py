@@ -34,6 +34,8 @@ class LogProgress:
         self.file, self.n, self.interval, self.enabled = file or sys.stderr, initial, interval, enabled
         self.start_n, self.t0 = initial, time.monotonic()
         self.last, self.postfix, self.closed = self.t0, "", False
+        self.printed_n = None  # n on the last line printed: close() does not print it twice
+        self.per_second = None  # "N unit/s" or "N s/unit", chosen once so that a run keeps one unit
 
     def __iter__(self):
         for item in self.iterable:
@@ -66,7 +68,9 @@ class LogProgress:
         parts = [head]
         rate = done / dt
         if done:
-            parts.append(f"{rate:.2f} {self.unit}/s" if rate >= 1 else f"{1 / rate:.2f} s/{self.unit}")
+            if self.per_second is None:
+                self.per_second = rate >= 1
+            parts.append(f"{rate:.2f} {self.unit}/s" if self.per_second else f"{1 / rate:.2f} s/{self.unit}")
             if self.total:
                 parts.append(f"eta {max(0.0, (self.total - self.n) / rate):.0f} s")
         if self.postfix:
@@ -76,9 +80,10 @@ class LogProgress:
     def _print(self):
         if self.enabled:
             print(self.line(), file=self.file, flush=True)
+            self.printed_n = self.n
 
     def close(self):
         if not self.closed:
             self.closed = True
-            if self.n > self.start_n:
+            if self.n > self.start_n and self.n != self.printed_n:
                 self._print()
