@@ -1,9 +1,9 @@
 """The default model's learning curve over all campaign stages, kept in docs/learning-curve.json.
 
-Run folders (runs/) do not outlive a session, so each stage's validation points are copied into
+Run folders (runs/) do not outlive the machine that trained them, so each stage's validation points are copied into
 the JSON when the stage ends, with the CPU, precision and time it ran on:
 
-    python scripts/plot_learning_curve.py --append runs/ssim-angles-s11 --session 11 --shipped v10 \
+    python scripts/plot_learning_curve.py --append runs/ssim-angles-s11 --date 2026-12-03 --shipped v10 \
         --cpu "Intel Xeon (AVX-512, AMX-BF16)" --precision bf16 --threads 1 --wall-minutes 100 \
         --config configs/experiments/loss/ssim-wide-angles.yaml
     python scripts/plot_learning_curve.py --out docs/figures/learning_curve.png
@@ -32,7 +32,7 @@ def read_run(run: Path) -> tuple[list[list[float]], int]:
 
 def append_stage(curve: dict, run: Path, args) -> dict:
     val, iterations = read_run(run)
-    stage = {"stage": len(curve["stages"]), "session": args.session, "shipped": args.shipped, "run": str(run),
+    stage = {"stage": len(curve["stages"]), "date": args.date, "shipped": args.shipped, "run": str(run),
              "config": args.config, "cpu": args.cpu, "precision": args.precision, "threads": args.threads,
              "wall_minutes": args.wall_minutes, "cpu_hours": round(args.wall_minutes * args.threads / 60, 2),
              "iterations": iterations, "note": args.note, "val": val}
@@ -73,7 +73,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--curve", type=Path, default=CURVE, help="the stages file (default: docs/learning-curve.json)")
     ap.add_argument("--append", type=Path, metavar="RUN", help="add RUN/metrics.jsonl as the next stage")
-    ap.add_argument("--session", type=int)
+    ap.add_argument("--date", help="the day the stage ran, YYYY-MM-DD (UTC)")
     ap.add_argument("--shipped", default="(not shipped)", help="the version this stage became")
     ap.add_argument("--config")
     ap.add_argument("--cpu", help="the CPU it ran on, e.g. `Intel Xeon (AVX-512, AMX-BF16)`")
@@ -85,8 +85,8 @@ def main():
     args = ap.parse_args()
     curve = json.loads(args.curve.read_text())
     if args.append:
-        if None in (args.session, args.cpu, args.wall_minutes):
-            ap.error("--append needs --session, --cpu and --wall-minutes")
+        if None in (args.date, args.cpu, args.wall_minutes):
+            ap.error("--append needs --date, --cpu and --wall-minutes")
         stage = append_stage(curve, args.append, args)
         write_curve(curve, args.curve)
         print(f"stage {stage['stage']}: {stage['iterations']} iterations, {stage['cpu_hours']} CPU-hours, "
@@ -95,7 +95,7 @@ def main():
         plot(curve, args.out)
     for s in curve["stages"]:
         best = max(v for _, v in s["val"])
-        print(f"stage {s['stage']} ({s['shipped']}, session {s['session']}): best {best:.2f} dB, "
+        print(f"stage {s['stage']} ({s['shipped']}, {s['date']}): best {best:.2f} dB, "
               f"{s['cpu_hours']} CPU-hours, {s['cpu']}, {s['precision']}")
 
 
