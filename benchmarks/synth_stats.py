@@ -10,7 +10,7 @@ photos above rendered ones (OUT-grid.png). Render speed: 256x256 crops on one co
 CPU seconds of this process (a busy machine does not change it much). Needs matplotlib for the
 PNGs (docs only). `--from-config FILE` adds the synthetic sources of a training config that vary a
 preset's fields (`rain:`), e.g. `--from-config configs/experiments/data-mix/pairs-mixed-dense.yaml
---out docs/synthetic-rain-dense` (the dense arm of docs/data-mix.md).
+--out docs/synthetic-rain-dense` (the dense arm of campaign/LOG.md).
 """
 import argparse
 import json
