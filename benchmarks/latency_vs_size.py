@@ -1,6 +1,6 @@
 """Latency of the default model against image size (CPU), optimised and plain path: JSON + PNG.
 
-    python benchmarks/latency_vs_size.py --out docs/latency-vs-size   # writes .json and .png
+    python benchmarks/latency_vs_size.py   # writes docs/latency-vs-size.png and benchmarks/results/latency-vs-size.json
 
 Each size is timed in the same process for both paths (median of --repeats), so the ratio is
 fair even on a noisy machine; the FLOP count gives the machine-limit line (measured conv peak).
@@ -31,7 +31,8 @@ def conv_peak_gflops(seconds: float = 1.0) -> float:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="docs/latency-vs-size")
+    ap.add_argument("--out", default="docs/latency-vs-size", help="the figure: OUT.png")
+    ap.add_argument("--json", default="benchmarks/results/latency-vs-size.json", help="the numbers")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     fast, plain = Derainer(device="cpu"), Derainer(device="cpu", channels_last=False)
@@ -47,7 +48,8 @@ def main():
         print(rows[-1], flush=True)
     info = {"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "conv_peak_gflops": peak}
-    Path(args.out).with_suffix(".json").write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"info": info, "rows": rows}, indent=2))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
