@@ -254,3 +254,17 @@ def test_derain_dataset_python_api(ckpt, images, tmp_path):
     assert (r.done, r.skipped) == (0, 3)
     with pytest.raises(FclipError, match="--engine spark: choose one of local, ray"):
         derain_dataset([images], tmp_path / "o2", engine="spark")
+
+
+def test_export_prints_only_its_result(ckpt, tmp_path, capfd):
+    # it printed 5 lines of TracerWarning / constant-folding warnings before its success line
+    import warnings
+    pytest.importorskip("onnxruntime")
+    with warnings.catch_warnings(record=True) as caught:  # what a user's terminal would show:
+        warnings.simplefilter("always")  # all but deprecations, hidden outside __main__ by Python's defaults
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert main(["export", "-c", ckpt, "--onnx", str(tmp_path / "m.onnx"), "--torchscript",
+                     str(tmp_path / "m.pt"), "--threads", "1"]) == 0
+    out, err = capfd.readouterr()
+    assert not caught, [f"{w.category.__name__}: {w.message}" for w in caught]
+    assert err == "" and out.count("wrote ") == 2, err
