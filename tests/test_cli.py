@@ -268,3 +268,17 @@ def test_export_prints_only_its_result(ckpt, tmp_path, capfd):
     out, err = capfd.readouterr()
     assert not caught, [f"{w.category.__name__}: {w.message}" for w in caught]
     assert err == "" and out.count("wrote ") == 2, err
+
+
+def test_failed_run_leaves_no_empty_output_folder(ckpt, tmp_path, capsys):
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"not a png")
+    assert main(["derain", str(bad), "-o", str(tmp_path / "o1" / "deep"), "-c", ckpt, "-q"]) == 1
+    assert not (tmp_path / "o1").exists()  # nothing written: no folder made
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, even when nothing is written into it
+    assert main(["derain", str(bad), "-o", str(tmp_path / "mine"), "-c", ckpt, "-q"]) == 1
+    assert (tmp_path / "mine").is_dir()
+    good = tmp_path / "g.png"
+    Image.fromarray(rand_image(20, 24)).save(good)
+    assert main(["derain", str(bad), str(good), "-o", str(tmp_path / "o2"), "-c", ckpt, "-q"]) == 1
+    assert (tmp_path / "o2" / "g.png").is_file()

@@ -219,6 +219,32 @@ def writable_dir(path: str | Path, flag: str) -> Path:
     return p
 
 
+def missing_dirs(path: str | Path) -> list[Path]:
+    """The folders of `path` (itself included) that do not exist yet, deepest first."""
+    p, out = Path(path).absolute(), []
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_if_empty(made: list[Path]) -> None:
+    """Remove the folders `missing_dirs` listed before a run, and the empty folders under them, when
+    the run wrote nothing there: a failed run leaves no empty output folder behind."""
+    if not made:
+        return
+    for root, _, _ in sorted(os.walk(made[0]), key=lambda t: -len(t[0])):  # deepest first
+        try:
+            os.rmdir(root)
+        except OSError:  # not empty: something was written; keep it and its parents
+            return
+    for d in made[1:]:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
 def writable_file(path: str | Path | None, flag: str) -> None:
     """The folder of an output file must take a file, and the path must not be a folder."""
     if not path:

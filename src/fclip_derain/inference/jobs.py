@@ -45,9 +45,13 @@ class ModelSpec:
     tile_overlap: int = 32
     work_size: int | None = WORK_SIZE
     ensemble: int = 1
+    threads: int | None = None  # torch CPU threads; None: as they are (Ray: its share per worker)
 
     def build(self):
         from .derainer import Derainer
+        if self.threads:
+            import torch
+            torch.set_num_threads(self.threads)
         return Derainer(self.checkpoint, device=self.device, half=self.half, tile=self.tile,
                         tile_overlap=self.tile_overlap, work_size=self.work_size, ensemble=self.ensemble)
 
@@ -119,7 +123,8 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
                    skip_existing: bool = False, batch_size: int = 1, checkpoint: str | None = None,
                    device: str = "auto", precision: str = "auto", tile: int | None = None, tile_overlap: int = 32,
                    ray_address: str | None = None, workers: int | None = None,
-                   work_size: int | None = WORK_SIZE, ensemble: int = 1, progress: bool = True) -> DerainReport:
+                   work_size: int | None = WORK_SIZE, ensemble: int = 1, threads: int | None = None,
+                   progress: bool = True) -> DerainReport:
     """Derain images, folders, globs and videos into `output`, on this process or on Ray.
 
     >>> from fclip_derain import derain_dataset
@@ -129,10 +134,12 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     >>> print(r.summary())
 
     Inputs that fail are reported in `report.failed` (one line each) and the others go on; bad
-    arguments raise FclipError before any work. With `engine="ray"` every worker reads inputs and
+    arguments raise FclipError before any work. `threads`: torch CPU threads per model (None: as
+    they are; `fclip_derain.devices.auto_threads()` gives the cores no other program is busy on).
+    With `engine="ray"` every worker reads inputs and
     writes outputs itself, so on a cluster both must be on a filesystem all nodes share.
     """
-    from ..data.io import FORMAT_BY_EXT, writable_dir
+    from ..data.io import FORMAT_BY_EXT, missing_dirs, remove_if_empty, writable_dir
     check_engine(engine)
     check_precision(precision)
     if fmt and f".{fmt.lower()}" not in FORMAT_BY_EXT:
@@ -148,8 +155,9 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     files, errors = expand_inputs(list(inputs), recursive)
     if not files:
         return DerainReport(failed=errors)
+    made = missing_dirs(output)  # removed again if nothing is written
     out = writable_dir(output, "-o")
-    spec = ModelSpec(checkpoint, device, PRECISIONS[precision], tile, tile_overlap, work_size, ensemble)
+    spec = ModelSpec(checkpoint, device, PRECISIONS[precision], tile, tile_overlap, work_size, ensemble, threads)
     plan, report = plan_outputs(files, out, suffix, fmt, skip_existing, compare)
     report.found = len(files)
     report.failed[:0] = errors
@@ -163,4 +171,6 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
                                     progress=progress)
     report.done += done
     report.failed += failed
+    if not report.done:
+        remove_if_empty(made)
     return report
