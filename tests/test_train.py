@@ -243,23 +243,146 @@ def test_unwritable_run_dir_fails_before_work(tmp_path):
         Trainer(load_config(_config(tmp_path), [f"run.out={ro / 'run'}"]), progress=False)
 
 
-def test_ddp_two_processes_gloo(tmp_path):
-    """torchrun with 2 CPU processes (gloo): trains to the end, only rank 0 writes."""
-    cfg_path = _config(tmp_path, optim__iterations=4, run__threads=1)
-    run = tmp_path / "ddp"
+def _free_port():
+    import socket
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
+
+
+def _ranks(cfg_path, run, world=2):
+    """The ranks of a DDP run started as torchrun starts them (its environment contract), each
+    its own child of the test, so that the test can kill them all at once."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world)}
+    cmd = [sys.executable, "-m", "fclip_derain", "train", "--config", str(cfg_path), "--out", str(run), "-q"]
+    return [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for r in range(world)]
+
+
+def _ema(run):
+    return torch.load(Path(run) / "state.pt", weights_only=True)["ema"]
+
+
+def test_ddp_two_processes_killed_and_resumed_bit_identical(tmp_path):
+    """2 gloo processes: torchrun trains to the end with rank 0 alone writing; a second run,
+    SIGKILLed mid-run (both ranks) and started again, ends with the same weights and EMA bit for
+    bit, across a progressive patch-size switch. Exact only if every rank restores its own RNG
+    (LDFPS noise), the EMA copy is rebuilt without drawing from it and the ranks agree on when
+    to checkpoint."""
+    cfg_path = _config(tmp_path, optim__iterations=24, run__threads=1, run__checkpoint_every=1,
+                       data__val_every=4, data__progressive=[[12, 64]])
+    ref = tmp_path / "ref"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "fclip_derain", "train", "--config", str(cfg_path), "--out", str(run), "-q"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+           "-m", "fclip_derain", "train", "--config", str(cfg_path), "--out", str(ref), "-q"]
+    r = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    log = (run / "log.txt").read_text()
+    log = (ref / "log.txt").read_text()
     assert log.count("training efficientnet-lite0 on cpu x2") == 1  # rank 0 only
-    st = torch.load(run / "state.pt", weights_only=True)
-    assert st["iteration"] == 4
     # one summary line (rank 0's): both ranks printing once interleaved them into invalid JSON
     summaries = [ln for ln in r.stdout.splitlines() if "best_val_psnr" in ln]
     assert len(summaries) == 1 and r.stdout.count("best_val_psnr") == 1, r.stdout
-    assert json.loads(summaries[0])["iteration"] == 4
+    assert json.loads(summaries[0])["iteration"] == 24
+    st = torch.load(ref / "state.pt", weights_only=True)
+    assert st["iteration"] == 24 and len(st["rng"]["ranks"]) == 2
+    assert not torch.equal(st["rng"]["ranks"][0], st["rng"]["ranks"][1])  # each rank its own noise
+
+    run = tmp_path / "killed"
+    procs = _ranks(cfg_path, run)
+    deadline = time.time() + 180
+    while time.time() < deadline and all(p.poll() is None for p in procs) and _logged_iterations(run) < 5:
+        time.sleep(0.01)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+    for p in procs:
+        p.wait()
+    killed_at = torch.load(run / "state.pt", weights_only=True)["iteration"]
+    assert 0 < killed_at < 24  # killed mid-run, with a readable checkpoint
+    procs = _ranks(cfg_path, run)
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert f"resumed from {run / 'state.pt'} at iteration {killed_at}" in (run / "log.txt").read_text()
+    a, b = _weights(ref), _weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ea, eb = _ema(ref), _ema(run)
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+
+
+def test_progressive_patch_sizes_switch_at_the_iteration_under_ddp(tmp_path):
+    """Batch j of the stream is (iteration j // world, rank j % world): a patch size configured
+    from iteration 3 starts at iteration 3 on every rank, whatever the number of ranks."""
+    from fclip_derain.train.loop import build_data
+    cfg = load_config(_config(tmp_path, data__progressive=[[3, 64]]))
+    B = cfg.data.batch_size
+    for world in (1, 2, 3):
+        patches, _ = build_data(cfg, log=lambda m: None, world=world)
+        for it in range(6):
+            for rank in range(world):
+                j = it * world + rank
+                sizes = {patches.size_for(j * B + i) for i in range(B)}
+                assert sizes == {64 if it >= 3 else 32}, (world, it, rank)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device here (runs on a GPU machine)"))])
+def test_every_collective_gets_tensors_on_the_trainer_device(tmp_path, monkeypatch, device):
+    """NCCL has no CPU tensors: a flag built on the CPU stopped every multi-GPU run at its first
+    iteration. The trainer runs here as one rank of a DDP run, with the collectives recorded
+    (a world of one), and every tensor they are handed must be on the trainer's device."""
+    import torch.distributed as dist
+    cfg = load_config(_config(tmp_path, optim__iterations=4, optim__time_budget=5.0), [f"run.device={device}"])
+    tr = Trainer(cfg, progress=False)
+    seen = []
+
+    def all_reduce(t, op=None, **kw):
+        seen.append(("all_reduce", t.device))
+
+    def all_gather(out, t, **kw):
+        seen.append(("all_gather", t.device))
+        out[0].copy_(t)
+
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    monkeypatch.setattr(dist, "all_gather", all_gather)
+    tr.distributed = True  # the collectives of a DDP run, without the process group
+    assert tr.fit()["iteration"] == 4
+    assert {name for name, _ in seen} == {"all_reduce", "all_gather"}  # the stop/budget flag, the RNG states
+    assert all(d == tr.device for _, d in seen), seen
+
+
+def test_collectives_build_their_tensors_on_the_given_device(tmp_path, monkeypatch):
+    """The same check for a device this machine may not have: on the `meta` device (tensors
+    without data), the trainer's collectives must hand over meta tensors."""
+    import torch.distributed as dist
+    tr = Trainer(load_config(_config(tmp_path, optim__iterations=2)), progress=False)
+    tr.distributed, tr.device, seen = True, torch.device("meta"), []
+
+    class Handed(Exception):
+        pass
+
+    def record(*args, **kw):
+        seen.append(next(a for a in args if isinstance(a, torch.Tensor)).device)
+        raise Handed
+
+    monkeypatch.setattr(dist, "all_reduce", record)
+    monkeypatch.setattr(dist, "all_gather", record)
+    with pytest.raises(Handed):
+        tr._agree(False)
+    with pytest.raises(Handed):
+        tr._gather(tr._rng_state())
+    assert seen == [torch.device("meta")] * 2
+
+
+def test_ema_lives_on_the_model_device_after_resume(tmp_path):
+    """The EMA copy is a module beside the model: resumed, its tensors are where the model's are
+    (loading them onto the CPU broke the first EMA update of a resumed GPU run)."""
+    cfg = load_config(_config(tmp_path, optim__iterations=2))
+    Trainer(cfg, progress=False).fit()
+    tr = Trainer(load_config(_config(tmp_path, optim__iterations=3)), progress=False)
+    assert tr.iteration == 2
+    ema = tr.ema.trainable_state_dict()
+    assert all(v.device == tr.device for v in ema.values())
+    saved = torch.load(Path(cfg.run.out) / "state.pt", weights_only=True)["ema"]
+    assert all(torch.equal(saved[k], ema[k].cpu()) for k in saved)
+    assert tr.fit()["iteration"] == 3
 
 
 def test_init_from_checkpoint(tmp_path):
