@@ -134,6 +134,6 @@ def test_web_upload(corpus, tiny_model):
             continue
         r = c.post("/api/derain", files={"file": (f.name, f.read_bytes(), "application/octet-stream")})
         if f.name in BROKEN:
-            assert r.status_code in (413, 415) and f.name in r.json()["detail"], (f.name, r.text)
+            assert r.status_code in (400, 413, 415) and f.name in r.json()["detail"], (f.name, r.text)
         else:
             assert r.status_code == 200, (f.name, r.text)

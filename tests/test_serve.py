@@ -49,13 +49,24 @@ def test_derain_endpoint(app):
 
 @pytest.mark.parametrize("payload,code,match", [
     (b"random bytes, not an image", 415, "cannot read image"),
-    (b"", 415, "empty"),
+    (b"", 400, "empty"),  # the type is fine, the file is broken: 400, not 415
+    (_png(rand_image(64, 64))[:300], 400, "damaged or incomplete"),  # truncated PNG
     (b"x" * 300_000, 413, "too large"),
 ])
 def test_bad_uploads(app, payload, code, match):
     r = TestClient(app).post("/api/derain", files={"file": ("x.png", payload, "image/png")})
-    assert r.status_code == code and match in r.json()["detail"]
-    assert " object at 0x" not in r.json()["detail"]  # words, not a Python repr
+    detail = r.json()["detail"]
+    assert r.status_code == code and isinstance(detail, str) and match in detail, (r.status_code, detail)
+    assert " object at 0x" not in detail  # words, not a Python repr
+    assert code == 415 or "supported:" not in detail  # a broken PNG is not told that PNG is supported
+
+
+@pytest.mark.parametrize("kw", [{}, {"data": {"image": "x"}}, {"data": {"file": "not a file"}},
+                                {"files": {"image": ("x.png", b"abc", "image/png")}}])
+def test_request_without_the_file_field_gets_one_sentence(app, kw):
+    # FastAPI answered these with its raw 422 validation JSON
+    r = TestClient(app).post("/api/derain", **kw)
+    assert r.status_code == 400 and isinstance(r.json()["detail"], str) and "`file`" in r.json()["detail"]
 
 
 def test_favicon(app):

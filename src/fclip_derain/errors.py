@@ -13,6 +13,10 @@ class ImageError(FclipError):
     """An image file that cannot be read or written; the message names the file."""
 
 
+class UnsupportedImageError(ImageError):
+    """A file that is not an image in a format this package reads (as opposed to a broken one)."""
+
+
 class ConfigError(FclipError):
     """An invalid configuration key or value; the message names the key."""
 

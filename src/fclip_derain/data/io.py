@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..errors import FclipError, ImageError
+from ..errors import FclipError, ImageError, UnsupportedImageError
 
 # GIF is read (first frame) but never written: its 256 colours would undo the deraining
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}  # read and written with PyAV
@@ -99,7 +99,7 @@ def open_native(src, name: str | None = None) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{name}: refused as a decompression bomb ({e})") from None
     except Image.UnidentifiedImageError:  # Pillow's message names a file object, not the file
-        raise ImageError(f"{name}: cannot read image (not an image, or a format Pillow cannot read)") from None
+        raise UnsupportedImageError(f"{name}: cannot read image (not an image, or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
             MemoryError, struct.error) as e:
         msg = str(e).split("\n")[0] or type(e).__name__

@@ -3,6 +3,10 @@
 POST /api/derain (multipart field `file`) -> {"width", "height", "ms", "name", "image": "data:image/png;base64,..."}
 GET  /api/health -> {"status": "ok", "model": ...}
 
+Errors are one sentence in `detail`: 400 for a request without the `file` field and for an empty
+or broken image file (its type is fine, its bytes are not), 415 for a file that is not an image in a
+supported format, 413 for too large, 503 for busy.
+
 Limits, in the order they bite (each failure is one 4xx/503 with a clear `detail`):
 - bodies over the byte limit are refused from the Content-Length header, before they are read,
   and chunked bodies are cut off as soon as they pass it (`BodyLimit`);
@@ -26,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.io import open_image
-from ..errors import ImageError
+from ..errors import ImageError, UnsupportedImageError
 
 STATIC = Path(__file__).parent / "static"
 # a raindrop; served inline so the page needs no other file
@@ -85,9 +89,15 @@ async def _reject(send, status: int, detail: str):
 
 def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000_000, max_queue: int = 64):
     from fastapi import FastAPI, HTTPException, UploadFile
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
 
     app = FastAPI(title="fclip-derain", version="1")
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request, exc):  # FastAPI's default is a 422 with its raw validation JSON
+        return JSONResponse({"detail": "no image in the request: send it as multipart form data in the field "
+                                       "`file` (curl -F file=@photo.jpg URL)"}, status_code=400)
     app.add_middleware(BodyLimit, limit=max_bytes + MULTIPART_SLACK)
     # a thread lock, not an asyncio one: it must not be bound to one event loop
     gate = threading.Lock()
@@ -118,7 +128,7 @@ def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000
         if size > max_bytes:
             raise HTTPException(413, f"{name}: upload too large: {size} bytes, limit {max_bytes}")
         if size == 0:
-            raise HTTPException(415, f"{name}: empty upload (0 bytes)")
+            raise HTTPException(400, f"{name}: empty upload (0 bytes)")
         file.file.seek(0)
         try:  # the header alone gives the size: refuse huge images before decoding them
             with Image.open(file.file) as probe:
@@ -142,8 +152,10 @@ def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000
         waiting["n"] += 1
         try:
             shape, ms, png = await asyncio.to_thread(work)
-        except ImageError as e:
-            raise HTTPException(415, f"{e} (supported: PNG, JPEG, BMP, TIFF, WebP)") from None
+        except UnsupportedImageError as e:
+            raise HTTPException(415, f"{e}; supported: PNG, JPEG, BMP, TIFF, WebP") from None
+        except ImageError as e:  # a known format whose bytes are broken (truncated, corrupt)
+            raise HTTPException(400, f"{e}; the file is damaged or incomplete") from None
         finally:
             waiting["n"] -= 1
         return JSONResponse({"width": int(shape[1]), "height": int(shape[0]), "ms": round(ms, 1),
