@@ -29,7 +29,8 @@ def cmd_derain(args) -> int:
         suffix=args.suffix, compare=args.compare, skip_existing=args.skip_existing, batch_size=args.batch_size,
         checkpoint=args.checkpoint, device=args.device, precision=args.precision, tile=args.tile,
         tile_overlap=args.tile_overlap, ray_address=args.ray_address, workers=args.workers,
-        work_size=args.work_size, ensemble=args.ensemble, progress=not args.quiet)
+        work_size=args.work_size, ensemble=args.ensemble, per_frame=args.per_frame, sequence=args.sequence,
+        progress=not args.quiet)
     if not report.found:  # nothing to derain: the reasons, without a summary of zeros
         for e in report.failed:
             _eprint(f"error: {e}")
@@ -250,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", "-b", type=_positive_int, default=1,
                    help="derain up to N consecutive images of the same size in one pass (GPU throughput; "
                         "local engine)")
+    s.add_argument("--per-frame", action="store_true",
+                   help="derain each frame of a video or --sequence alone (default: together with its "
+                        "neighbouring frames, aligned by optical flow, which removes rain one frame keeps; "
+                        "docs/video.md)")
+    s.add_argument("--sequence", action="store_true",
+                   help="each INPUT is a folder of frames, sorted by name, derained as one clip like a video; "
+                        "each frame is written under its own name")
     s.add_argument("--engine", choices=list(ENGINES), default="local",
                    help="local: this process; ray: a pool of workers, each loading the model once, on this "
                         "machine or a Ray cluster (pip install 'fclip-derain[ray]'; docs/scale-out.md)")

@@ -128,6 +128,16 @@ class Derainer:
         y = self.derain_tensor(x)
         return [_tensor_to_array(y[i:i + 1], a) for i, a in enumerate(arrays)]
 
+    def derain_stream(self, frames, per_frame: bool = False, radius: int = 2):
+        """Derain one clip: an iterable of frames in order (HxWx3 uint8 arrays or PIL images) ->
+        a generator of the derained frames in order, each of its input's type. Each frame is
+        fused with its neighbours up to `radius` frames away, aligned by optical flow, so rain
+        that one frame leaves is removed where other frames saw the scene without it
+        (inference/temporal.py, docs/video.md); at most 2 radius + 1 frames are held at a time.
+        `per_frame=True`: each frame alone, as `derain`."""
+        from .temporal import derain_frames
+        return derain_frames(self, frames, per_frame=per_frame, radius=radius)
+
     def _derain_array(self, a: np.ndarray) -> np.ndarray:
         return _tensor_to_array(self.derain_tensor(_array_to_tensor(a)), a)
 

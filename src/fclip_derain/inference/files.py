@@ -31,8 +31,9 @@ def compare_path(dest: Path) -> Path:
 
 
 def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, compare: bool = False,
-                 progress: bool = True) -> tuple[int, list[str]]:
-    """Derain each (input, output) of `plan`; -> (how many written, one message per failure)."""
+                 progress: bool = True, per_frame: bool = False) -> tuple[int, list[str]]:
+    """Derain each (input, output) of `plan`; -> (how many written, one message per failure).
+    Videos use their neighbouring frames unless `per_frame` (inference/video.py)."""
     done, failed = 0, []
     reader, writer = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
     writes = deque()  # futures of saves, oldest first
@@ -84,7 +85,7 @@ def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, c
                 if loaded is None:
                     from .video import derain_video
                     flush()
-                    derain_video(derainer, f, dest, progress=progress)
+                    derain_video(derainer, f, dest, progress=progress, per_frame=per_frame)
                     done += 1
                     continue
             except FclipError as e:

@@ -124,7 +124,7 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
                    device: str = "auto", precision: str = "auto", tile: int | None = None, tile_overlap: int = 32,
                    ray_address: str | None = None, workers: int | None = None,
                    work_size: int | None = WORK_SIZE, ensemble: int = 1, threads: int | None = None,
-                   progress: bool = True) -> DerainReport:
+                   per_frame: bool = False, sequence: bool = False, progress: bool = True) -> DerainReport:
     """Derain images, folders, globs and videos into `output`, on this process or on Ray.
 
     >>> from fclip_derain import derain_dataset
@@ -136,7 +136,9 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     Inputs that fail are reported in `report.failed` (one line each) and the others go on; bad
     arguments raise FclipError before any work. `threads`: torch CPU threads per model (None: as
     they are; `fclip_derain.devices.auto_threads()` gives the cores no other program is busy on).
-    With `engine="ray"` every worker reads inputs and
+    Videos are derained with their neighbouring frames (docs/video.md); `per_frame=True` derains
+    each frame alone. `sequence=True`: each input is a folder of frames, derained as one clip
+    (inference/sequence.py). With `engine="ray"` every worker reads inputs and
     writes outputs itself, so on a cluster both must be on a filesystem all nodes share.
     """
     from ..data.io import FORMAT_BY_EXT, missing_dirs, remove_if_empty, writable_dir
@@ -147,6 +149,8 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     check_tile(tile, tile_overlap)
     check_work_size(work_size)
     check_ensemble(ensemble)
+    if sequence and engine != "local":
+        raise FclipError("--sequence runs on the local engine: leave out --engine ray")
     if engine == "ray":
         from .ray_engine import probe_address, require_ray
         require_ray()  # before any work: a missing extra or a wrong address is a usage error
@@ -158,17 +162,24 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     made = missing_dirs(output)  # removed again if nothing is written
     out = writable_dir(output, "-o")
     spec = ModelSpec(checkpoint, device, PRECISIONS[precision], tile, tile_overlap, work_size, ensemble, threads)
+    if sequence:  # each input folder is one clip, its frames derained together
+        from .sequence import derain_sequences
+        report = derain_sequences(spec, list(inputs), out, fmt=fmt, suffix=suffix, compare=compare,
+                                  skip_existing=skip_existing, per_frame=per_frame, progress=progress)
+        if not report.done:
+            remove_if_empty(made)
+        return report
     plan, report = plan_outputs(files, out, suffix, fmt, skip_existing, compare)
     report.found = len(files)
     report.failed[:0] = errors
     if engine == "ray":
         from .ray_engine import derain_on_ray
         done, failed = derain_on_ray(spec, plan, compare=compare, address=ray_address, workers=workers,
-                                     progress=progress)
+                                     progress=progress, per_frame=per_frame)
     else:
         from .files import derain_files
         done, failed = derain_files(spec.build(), plan, batch_size=batch_size, compare=compare,
-                                    progress=progress)
+                                    progress=progress, per_frame=per_frame)
     report.done += done
     report.failed += failed
     if not report.done:

@@ -55,9 +55,10 @@ class DerainWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def derain(self, src: str, dest: str, compare: bool) -> list[str]:
+    def derain(self, src: str, dest: str, compare: bool, per_frame: bool = False) -> list[str]:
         """-> the failure messages, [] when the output was written."""
-        return derain_files(self.derainer, [(Path(src), Path(dest))], compare=compare, progress=False)[1]
+        return derain_files(self.derainer, [(Path(src), Path(dest))], compare=compare, progress=False,
+                            per_frame=per_frame)[1]
 
 
 def probe_address(address: str) -> None:
@@ -134,20 +135,20 @@ def _remove_partials(dest: Path, compare: bool) -> None:
 
 
 def derain_on_ray(spec, plan: list[tuple[Path, Path]], compare: bool = False, address: str | None = None,
-                  workers: int | None = None, progress: bool = True) -> tuple[int, list[str]]:
+                  workers: int | None = None, progress: bool = True, per_frame: bool = False) -> tuple[int, list[str]]:
     """Derain each (input, output) of `plan` on Ray; -> (how many written, one message per failure)."""
     if not plan:
         return 0, []
     ray = require_ray()
     started = connect(ray, address)
     try:
-        return _run_pool(ray, spec, plan, compare, workers, progress)
+        return _run_pool(ray, spec, plan, compare, workers, progress, per_frame)
     finally:
         if started:
             ray.shutdown()
 
 
-def _run_pool(ray, spec, plan, compare, workers, progress):
+def _run_pool(ray, spec, plan, compare, workers, progress, per_frame=False):
     from ray.exceptions import RayActorError, WorkerCrashedError
 
     from ..progress import progress_bar
@@ -183,7 +184,7 @@ def _run_pool(ray, spec, plan, compare, workers, progress):
                     item = todo.popleft()
                     if item[1] not in before:
                         before[item[1]] = (_stamp(item[1]), _stamp(compare_path(item[1])))
-                    inflight[worker.derain.remote(str(item[0]), str(item[1]), compare)] = (item, worker)
+                    inflight[worker.derain.remote(str(item[0]), str(item[1]), compare, per_frame)] = (item, worker)
                     load[worker] += 1
             ready, _ = ray.wait(list(inflight), num_returns=1)
             for ref in ready:

@@ -1,8 +1,13 @@
-"""Video in, video out, frame by frame (PyAV: FFmpeg's codecs from a wheel, no system FFmpeg).
+"""Video in, video out (PyAV: FFmpeg's codecs from a wheel, no system FFmpeg).
 
-The output keeps the input's frame rate and size, encoded as H.264 (yuv420p) in the input's
-container; audio is not copied. Written to a temporary file and renamed, so a failure leaves
-nothing behind.
+Each frame is derained with its neighbours by default: aligned by optical flow and fused, so
+rain one frame keeps is removed where the others saw the scene without it
+(inference/temporal.py, docs/video.md); `per_frame=True` derains each frame alone. Frames are
+decoded, derained and encoded as a stream, holding only the fusion's window in memory.
+
+The output keeps the input's frame rate, size and frame count, encoded as H.264 (yuv420p) in the
+input's container; audio is not copied. Written to a temporary file and renamed, so a failure
+leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -21,8 +26,12 @@ def _av():
         raise FclipError("video needs PyAV: pip install 'fclip-derain[video]'") from None
 
 
-def derain_video(derainer, src: str | Path, dest: str | Path, progress: bool = True, codec: str = "libx264") -> Path:
+def derain_video(derainer, src: str | Path, dest: str | Path, progress: bool = True, codec: str = "libx264",
+                 per_frame: bool = False) -> Path:
     av = _av()
+    if not per_frame:
+        from .temporal import _cv2
+        _cv2()  # a missing extra is one error before any work
     src, dest = Path(src), Path(dest)
 
     def write(tmp: Path):
@@ -43,8 +52,8 @@ def derain_video(derainer, src: str | Path, dest: str | Path, progress: bool = T
                 from ..progress import progress_bar
                 bar = progress_bar(total=total, desc=src.name, unit="frame", enabled=progress)
                 try:
-                    for frame in inp.decode(vs):
-                        y = derainer.derain(frame.to_ndarray(format="rgb24"))
+                    frames = (frame.to_ndarray(format="rgb24") for frame in inp.decode(vs))
+                    for y in derainer.derain_stream(frames, per_frame=per_frame):
                         for packet in os_.encode(av.VideoFrame.from_ndarray(y, format="rgb24")):
                             out.mux(packet)
                         bar.update(1)
