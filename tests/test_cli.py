@@ -1,5 +1,6 @@
 """The command line end to end on small images: derain, eval, metrics, synth, errors."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,3 +303,65 @@ def test_failed_run_leaves_no_empty_output_folder(ckpt, tmp_path, capsys):
     Image.fromarray(rand_image(20, 24)).save(good)
     assert main(["derain", str(bad), str(good), "-o", str(tmp_path / "o2"), "-c", ckpt, "-q"]) == 1
     assert (tmp_path / "o2" / "g.png").is_file()
+
+
+COMPUTING = ["derain", "eval", "metrics", "train", "synth", "serve", "export", "benchmark"]
+
+
+@pytest.mark.parametrize("cmd", COMPUTING)
+def test_every_computing_command_takes_threads(cmd):
+    from fclip_derain.cli import build_parser
+    p = build_parser()
+    sub = next(a for a in p._actions if a.dest == "cmd").choices[cmd]
+    assert any("--threads" in a.option_strings for a in sub._actions), cmd
+    assert "--threads" in sub.format_help()
+
+
+def test_threads_flag_sets_torch_threads_and_checks_its_value(ckpt, tmp_path, capsys):
+    import torch
+    before = torch.get_num_threads()
+    try:
+        Image.fromarray(rand_image(20, 24)).save(tmp_path / "a.png")
+        assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-c", ckpt, "-q",
+                     "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit):
+        main(["derain", str(tmp_path / "a.png"), "--threads", "0"])
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_auto_threads_leaves_busy_cores_alone(monkeypatch):
+    # with another program busy on one of two cores, two threads ran 4-6x slower than one
+    import fclip_derain.devices as dv
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(dv, "usable_cores", lambda: 4)
+    monkeypatch.setattr(dv.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(dv, "busy_cores", lambda: 0.1)
+    assert dv.auto_threads() == 4
+    monkeypatch.setattr(dv, "busy_cores", lambda: 1.8)
+    assert dv.auto_threads() == 2
+    monkeypatch.setattr(dv, "busy_cores", lambda: 7.0)
+    assert dv.auto_threads() == 1  # never fewer than one
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's explicit choice wins
+    assert dv.auto_threads() == 3
+
+
+def test_busy_cores_sees_a_spinning_process():
+    import subprocess
+    import sys
+    from fclip_derain.devices import busy_cores
+    if not Path("/proc/stat").exists():
+        pytest.skip("Linux only")
+    base = busy_cores(0.3)
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+        time.sleep(0.3)
+        loaded = busy_cores(0.3)
+    finally:
+        spin.kill()
+        spin.wait()
+    # this machine may be busy already; the spinner adds up to one core (less if it must share)
+    assert loaded >= min(base + 0.5, 0.5 * __import__("os").cpu_count()), (base, loaded)

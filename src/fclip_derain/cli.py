@@ -30,7 +30,7 @@ def cmd_derain(args) -> int:
         checkpoint=args.checkpoint, device=args.device, precision=args.precision, tile=args.tile,
         tile_overlap=args.tile_overlap, ray_address=args.ray_address, workers=args.workers,
         work_size=args.work_size, ensemble=args.ensemble, per_frame=args.per_frame, sequence=args.sequence,
-        progress=not args.quiet)
+        threads=args.threads, progress=not args.quiet)
     if not report.found:  # nothing to derain: the reasons, without a summary of zeros
         for e in report.failed:
             _eprint(f"error: {e}")
@@ -108,6 +108,9 @@ def cmd_train(args) -> int:
     cfg = load_config(args.config, args.set)
     if args.out:
         cfg.run.out = args.out
+    if args.threads or not cfg.run.threads:  # --threads, else the config's run.threads, else auto
+        from .devices import set_threads
+        cfg.run.threads = set_threads(args.threads)
     writable_dir(cfg.run.out, "--out" if args.out else "run.out")
     result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
     if result is not None:  # one summary per run, not one per DDP rank
@@ -225,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"tile side in pixels for large images, at least {MIN_TILE_ARG} (default: "
                              "automatic, sized from free memory)")
         _ensemble_arg(sp)
+        _threads_arg(sp)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     s = sub.add_parser(
@@ -286,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", required=True, help="folder of clean targets (matched by file name)")
     s.add_argument("--json", help="write the scores to this JSON file")
     s.add_argument("--csv", help="write the per-image scores to this CSV file")
+    _threads_arg(s)
     s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     s.set_defaults(fn=cmd_metrics)
 
@@ -294,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=2e-4")
     s.add_argument("--out", help="run directory (overrides run.out)")
     s.add_argument("--no-resume", action="store_true", help="start fresh even if the run directory has a checkpoint")
+    _threads_arg(s, "; default: the config's run.threads, else automatic")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     s.set_defaults(fn=cmd_train)
 
@@ -305,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "mist kept in the target: one target per copy), mixed (light or heavy) (default: light)")
     s.add_argument("--copies", type=_positive_int, default=1, help="rainy versions per clean photo (default: 1)")
     s.add_argument("--seed", type=int, default=0, help="same seed, same rain (default: 0)")
+    _threads_arg(s)
     s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     s.set_defaults(fn=cmd_synth)
 
@@ -333,12 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     _precision_args(s)
     _work_size_arg(s)
     _ensemble_arg(s)
+    _threads_arg(s)
     s.set_defaults(fn=cmd_serve)
 
     s = sub.add_parser("export", help="export ONNX (dynamic H/W, checked with onnxruntime) and/or TorchScript")
     s.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
     s.add_argument("--onnx", help="write an ONNX model to this file")
     s.add_argument("--torchscript", help="write a TorchScript model to this file")
+    _threads_arg(s)
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("benchmark", help="latency, throughput, memory, FLOPs; JSON + Markdown")
@@ -347,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sizes", default="480x320,1920x1080", help="comma-separated WxH")
     s.add_argument("--repeats", type=_positive_int, default=5, help="timed runs per size (default: 5)")
     _precision_args(s)
+    _threads_arg(s)
     s.add_argument("--json", help="write the results to this JSON file")
     s.add_argument("--markdown", help="write the results as a Markdown table to this file")
     s.set_defaults(fn=cmd_benchmark)
@@ -357,6 +367,17 @@ def _precision_args(sp):
     sp.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                     help="auto: bf16/fp16 where it is faster (CUDA, CPUs with AMX or AVX512_BF16), else fp32 (default: auto)")
     sp.add_argument("--half", dest="precision", action="store_const", const="half", help="same as --precision half")
+
+
+def _threads_arg(sp, default="; default: automatic"):
+    sp.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                    help="CPU threads for the model" + default + ": the cores no other program is "
+                         "busy on when the command starts, so that a busy machine does not slow it down "
+                         "several times over (an explicit OMP_NUM_THREADS is kept; docs/performance.md)")
+
+
+def _threads(v):
+    return None if v.lower() == "auto" else _positive_int(v)
 
 
 def _work_size_arg(sp):
@@ -415,6 +436,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
+        if hasattr(args, "threads") and args.cmd != "train":  # train: the config may set them
+            from .devices import set_threads
+            set_threads(args.threads)
         return args.fn(args)
     except FclipError as e:
         _eprint(f"error: {e}")

@@ -40,6 +40,7 @@ class DerainWorker:
     """One model per worker process; derains one file per call."""
 
     def __init__(self, spec, threads: int | None):
+        threads = spec.threads or threads  # --threads N, else this worker's share of its node
         if threads:
             import torch
             torch.set_num_threads(threads)
