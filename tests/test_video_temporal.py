@@ -1,0 +1,185 @@
+"""Video deraining with neighbouring frames (issue 36): the synthetic rain clips, the fusion, the
+streaming API, videos and --sequence folders. Small frames, few frames, the tiny model."""
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("cv2")
+
+from conftest import rand_image  # noqa: E402
+from fclip_derain.cli import main  # noqa: E402
+from fclip_derain.data.rain_video import make_clip  # noqa: E402
+from fclip_derain.errors import FclipError  # noqa: E402
+from fclip_derain.inference import Derainer  # noqa: E402
+from fclip_derain.inference.temporal import FusionParams, temporal_stream  # noqa: E402
+from fclip_derain.metrics import psnr_y  # noqa: E402
+from fclip_derain.models import save_model  # noqa: E402
+
+
+def photo(h=150, w=200, seed=0):
+    """A textured 'photo': smooth shapes plus fine grain, so flow has something to follow."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 10, w // 10, 3), dtype=np.uint8)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def streak_opening(frame: np.ndarray) -> np.ndarray:
+    """A crude per-frame deraining: a horizontal grey opening removes thin bright streaks, and
+    blurs the scene's own fine detail with them."""
+    import cv2
+    return cv2.morphologyEx(frame, cv2.MORPH_OPEN, np.ones((1, 5), np.uint8))
+
+
+def mean_psnr(frames, clean):
+    return float(np.mean([psnr_y(a, b) for a, b in zip(frames, clean)]))
+
+
+def test_clips_are_deterministic_and_rain_falls_between_frames():
+    p = photo()
+    a, b = make_clip(p, seed=3, frames=4, size=(64, 96), camera="static"), \
+        make_clip(p, seed=3, frames=4, size=(64, 96), camera="static")
+    assert all(np.array_equal(x, y) for x, y in zip(a.rainy, b.rainy))
+    assert all(np.array_equal(a.clean[0], c) for c in a.clean)  # static camera: one background
+    rain = [x.astype(int) - c for x, c in zip(a.rainy, a.clean)]
+    assert all((r > 8).mean() > 0.005 for r in rain)  # rain in every frame ...
+    assert ((rain[0] > 8) != (rain[1] > 8)).mean() > 0.005  # ... and somewhere else in the next
+    pan = make_clip(p, seed=3, frames=4, size=(64, 96), camera="pan", parallax=True)
+    assert not np.array_equal(pan.clean[0], pan.clean[3])
+    for cam in ("zoom", "shake"):
+        assert len(make_clip(p, seed=1, frames=3, size=(64, 96), camera=cam).rainy) == 3
+    with pytest.raises(ValueError, match="smaller"):
+        make_clip(p, seed=0, size=(400, 96))
+
+
+def run_both(clip, params=FusionParams()):
+    per = [streak_opening(f) for f in clip.rainy]
+    fused = list(temporal_stream(streak_opening, clip.rainy, params))
+    return mean_psnr(per, clip.clean), mean_psnr(fused, clip.clean), per, fused
+
+
+def test_static_clip_fusion_beats_per_frame():
+    clip = make_clip(photo(), seed=5, frames=7, size=(96, 128), camera="static")
+    per, fused, _, out = run_both(clip)
+    assert len(out) == 7 and all(o.shape == (96, 128, 3) and o.dtype == np.uint8 for o in out)
+    assert fused > per + 1.0, (per, fused)
+
+
+def test_moving_camera_with_parallax_is_not_made_worse():
+    clip = make_clip(photo(seed=1), seed=6, frames=7, size=(96, 128), camera="pan", parallax=True,
+                     other=photo(seed=2))
+    per, fused, _, _ = run_both(clip)
+    assert fused > per, (per, fused)
+
+
+def test_scene_cut_is_not_blended_across():
+    a = make_clip(photo(seed=1), seed=1, frames=3, size=(96, 128), camera="static")
+    b = make_clip(photo(seed=2), seed=2, frames=3, size=(96, 128), camera="static")
+    frames, clean = a.rainy + b.rainy, a.clean + b.clean
+    out = list(temporal_stream(streak_opening, frames))
+    per = [streak_opening(f) for f in frames]
+    for t in (2, 3):  # the frames either side of the cut: the other scene must not show through
+        assert psnr_y(out[t], clean[t]) > psnr_y(per[t], clean[t]) - 0.5, t
+
+
+def test_stream_holds_only_its_window():
+    consumed = []
+
+    def frames():
+        for i in range(6):
+            consumed.append(i)
+            yield rand_image(32, 48, i)
+
+    r = 2
+    lag = [len(consumed) for _ in temporal_stream(lambda f: f, frames(), FusionParams(radius=r))]
+    assert lag == [min(t + r + 1, 6) for t in range(6)]
+
+
+@pytest.fixture
+def derainer(tiny_model):
+    return Derainer(model=tiny_model, device="cpu")
+
+
+def test_derain_stream_types_order_and_errors(derainer):
+    frames = [rand_image(32, 48, i) for i in range(4)]
+    per = list(derainer.derain_stream(frames, per_frame=True))
+    assert all(np.array_equal(p, derainer.derain(f)) for p, f in zip(per, frames))
+    pil = list(derainer.derain_stream([Image.fromarray(f) for f in frames]))
+    assert len(pil) == 4 and all(isinstance(p, Image.Image) and p.size == (48, 32) for p in pil)
+    with pytest.raises(FclipError, match="radius"):
+        derainer.derain_stream(frames, radius=0)
+    with pytest.raises(FclipError, match="iterable"):
+        derainer.derain_stream(3)
+    with pytest.raises(FclipError, match="frame 2: size 40x32 differs"):
+        list(derainer.derain_stream(frames[:2] + [rand_image(32, 40)]))
+    with pytest.raises(FclipError, match="frame 0: expected an HxWx3 uint8"):
+        list(derainer.derain_stream([frames[0].astype(np.float32)]))
+    with pytest.raises(FclipError, match="frame 1: expected an HxWx3 uint8 array or a PIL image"):
+        list(derainer.derain_stream([frames[0], "x.png"]))
+
+
+def _write_video(path, n=7, h=48, w=64):
+    import av
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(rand_image(h, w, i), format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+
+
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_video_keeps_fps_size_and_frame_count(derainer, tmp_path, per_frame):
+    pytest.importorskip("av")
+    from fclip_derain.inference.video import derain_video, video_info
+    src = tmp_path / "in.mp4"
+    _write_video(src)
+    info = video_info(derain_video(derainer, src, tmp_path / "out.mp4", progress=False, per_frame=per_frame))
+    assert (info["frames"], info["width"], info["height"]) == (7, 64, 48)
+    assert abs(info["fps"] - 12) < 1e-6
+
+
+@pytest.fixture
+def ckpt(tiny_model, tmp_path):
+    return str(save_model(tiny_model, tmp_path / "tiny.safetensors"))
+
+
+def test_sequence_writes_each_frame_under_its_name(ckpt, tmp_path, capsys):
+    src = tmp_path / "clip"
+    src.mkdir()
+    for i in (1, 2, 10):  # numeric order: 1, 2, 10
+        Image.fromarray(rand_image(32, 48, i)).save(src / f"f{i}.jpg", quality=95)
+    Image.fromarray(rand_image(32, 48, 9)[..., 0]).save(src / "f11.png")  # grey stays grey
+    out = tmp_path / "out"
+    assert main(["derain", str(src), "--sequence", "-o", str(out), "-c", ckpt, "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["f1.jpg", "f10.jpg", "f11.png", "f2.jpg"]
+    assert Image.open(out / "f11.png").mode == "L"
+    assert "done: 4" in capsys.readouterr().err
+    out2 = tmp_path / "out2"
+    assert main(["derain", str(src), "--sequence", "--per-frame", "--format", "png", "--suffix", "_d",
+                 "-o", str(out2), "-c", ckpt, "-q", "--compare"]) == 0
+    names = sorted(p.name for p in out2.iterdir())
+    assert "f1_d.png" in names and "f1_d_compare.png" in names and len(names) == 8
+    # nothing left to do: skipped, not derained again
+    assert main(["derain", str(src), "--sequence", "--skip-existing", "-o", str(out), "-c", ckpt, "-q"]) == 0
+    assert "skipped: 4" in capsys.readouterr().err
+
+
+def test_sequence_bad_input_is_one_clear_error(ckpt, tmp_path, capsys):
+    src = tmp_path / "clip"
+    src.mkdir()
+    Image.fromarray(rand_image(32, 48, 1)).save(src / "a.png")
+    Image.fromarray(rand_image(30, 48, 2)).save(src / "b.png")
+    out = tmp_path / "out"
+    assert main(["derain", str(src), "--sequence", "-o", str(out), "-c", ckpt, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "b.png: frame size 48x30 differs from a.png's 48x32" in err and "Traceback" not in err
+    assert not out.exists()  # checked before any work: nothing written, no empty folder left
+    assert main(["derain", str(src / "a.png"), "--sequence", "-o", str(out), "-c", ckpt]) == 1
+    assert "--sequence takes folders of frames" in capsys.readouterr().err
+    assert main(["derain", str(src), "--sequence", "--engine", "ray", "-o", str(out), "-c", ckpt]) == 2
+    assert "local engine" in capsys.readouterr().err
