@@ -43,22 +43,45 @@ from .validation import pair_set, score, synthetic_sets
 STATE_FILE = "state.pt"
 
 
+def held_out_split(cfg: TrainConfig, log=print):
+    """The first paired source's pairs split as every run of this config splits them:
+    (training pairs, held-out validation pairs); ([], []) without a paired source."""
+    s = next((s for s in cfg.data.train if s.kind == "paired"), None)
+    if s is None:
+        return [], []
+    return holdout_split(pairs_from(s.root, s.input, s.target, warn=log), cfg.data.val_holdout, cfg.run.seed)
+
+
+def validation_sets(cfg: TrainConfig, log=print, val_pairs=None) -> list:
+    """A config's validation sets: its held-out pairs (the first `val_max_images`) and the
+    synthetic kinds rendered over their backgrounds. Training scores these; so do the ship
+    script and the CI gate on the shipped weights, rebuilding them from the run's config."""
+    d = cfg.data
+    if val_pairs is None:
+        _, val_pairs = held_out_split(cfg, log)
+    held = {p.target.stem for p in val_pairs}
+    sets = []
+    if val_pairs[: d.val_max_images]:  # unreadable validation pairs are dropped (with a warning), like training ones
+        sets.append(pair_set(PairedSource(val_pairs[: d.val_max_images], warn=log).pairs))
+    clean_dir = next((s.clean for s in d.train if s.kind == "synthetic"), None)
+    if d.val_synthetic and held:
+        sets += synthetic_sets(d.val_synthetic, clean_dir, held)
+    return sets
+
+
 def build_data(cfg: TrainConfig, log=print, world: int = 1):
     """-> (TrainPatches, validation sets). Held-out backgrounds never appear in training.
     `world`: processes sharing the stream (batch j is iteration j // world)."""
-    sources, weights, val_pairs, held, clean_dir = [], [], [], set(), None
-    first_paired = True
+    train_pairs, val_pairs = held_out_split(cfg, log)
+    held = {p.target.stem for p in val_pairs}
+    first_paired = next((s for s in cfg.data.train if s.kind == "paired"), None)
+    sources, weights = [], []
     for s in cfg.data.train:
         if s.kind == "paired":
-            pairs = pairs_from(s.root, s.input, s.target, warn=log)
-            if first_paired:
-                pairs, val_pairs = holdout_split(pairs, cfg.data.val_holdout, cfg.run.seed)
-                held = {p.target.stem for p in val_pairs}
-                first_paired = False
+            pairs = train_pairs if s is first_paired else pairs_from(s.root, s.input, s.target, warn=log)
             sources.append(PairedSource(pairs, warn=log))
         else:
             clean = [p for p in list_images(s.clean) if p.stem not in held]
-            clean_dir = clean_dir or s.clean
             sources.append(SyntheticSource(clean, s.preset, warn=log, rain=s.rain))
         weights.append(s.weight)
     d = cfg.data
@@ -74,13 +97,7 @@ def build_data(cfg: TrainConfig, log=print, world: int = 1):
     else:
         patch_size = d.patch_size
     patches = TrainPatches(sources, weights, patch_size, cfg.run.seed, d.flips, d.rotations)
-    val_pairs = val_pairs[: d.val_max_images]
-    sets = []
-    if val_pairs:  # unreadable validation pairs are dropped (with a warning), like training ones
-        sets.append(pair_set(PairedSource(val_pairs, warn=log).pairs))
-    if d.val_synthetic and held:
-        sets += synthetic_sets(d.val_synthetic, clean_dir, held)
-    return patches, sets
+    return patches, validation_sets(cfg, log, val_pairs)
 
 
 def lr_lambda(cfg: TrainConfig, progress=None):
