@@ -14,11 +14,13 @@ A neighbour whose frame is mostly masked (a scene cut, a flash) is left out enti
 
 The fusion is the one measured best on the project's synthetic rain clips
 (benchmarks/video_temporal.py, docs/video.md): a confidence-weighted average over the aligned
-frames of the *inputs*, each pixel weighted by how little rain the per-frame model found there
-(the input minus its derained output), so the rain-free views of a pixel, which carry the
-scene's own detail, win; the per-frame output of frame t stands in where every view has rain.
-Static cameras gain most (every neighbour aligns everywhere); fast motion, occlusions and cuts
-fall back towards the per-frame output.
+frames of the *inputs* (warped with cubic interpolation, which keeps their detail), each pixel
+weighted by its alignment and by how little rain it holds: the rain the per-frame model found
+there (input minus derained output) or, if more, how much brighter it is than the median of its
+aligned views (rain the model missed: rain is bright and does not stay). The rain-free views of
+a pixel, which carry the scene's own detail, win; the per-frame output of frame t stands in
+where every view has rain. Static cameras gain most (every neighbour aligns everywhere); fast
+motion, occlusions and cuts fall back towards the per-frame output.
 
 Everything here works on uint8 HxWx3 frames with NumPy and OpenCV (cv2 releases the GIL and
 uses its own threads).
@@ -49,9 +51,12 @@ class FusionParams:
     fb_tol: float = 1.0        # forward-backward error allowed, px (plus 5% of the motion)
     photo_tol: float = 24.0    # grey levels of blurred difference at which a view's weight is e^-1
     min_valid: float = 0.3     # a neighbour aligned on less than this fraction of the frame is dropped
-    rain_tol: float = 3.0      # grey levels of rain (input - per-frame output) at which a view's weight is e^-1
+    rain_tol: float = 4.0      # grey levels of rain at which a view's weight is e^-1
     out_weight: float = 0.05   # weight of the per-frame output of frame t beside the views
     flow_preset: str = "medium"  # DIS preset: ultrafast, fast, medium
+    flow_on: str = "outputs"   # frames the flow is computed on: per-frame "outputs" (rain mostly gone) or "inputs"
+    warp: str = "cubic"        # interpolation of the aligned neighbours: "cubic" keeps their detail, or "linear"
+    temporal_rain: bool = True  # also count as rain what is brighter than the median of the aligned views
     fusion: str = "rain-weighted"  # or median / mean of the aligned per-frame outputs (fuse_window)
 
 
@@ -116,7 +121,8 @@ def fuse_window(inputs: dict, outputs: dict, t: int, flows: FlowCache, p: Fusion
     how little rain the model found in them), median or mean (of the aligned per-frame outputs,
     unaligned pixels taking frame t's output): the alternatives benchmarks/video_temporal.py measures."""
     cv2, fusion = _cv2(), p.fusion
-    remap = lambda a, mx, my: cv2.remap(a, mx, my, cv2.INTER_CUBIC,  # noqa: E731
+    interp = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}[p.warp]
+    remap = lambda a, mx, my: cv2.remap(a, mx, my, interp,  # noqa: E731
                                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     blur = lambda y: cv2.GaussianBlur(y, (0, 0), 2.0)  # noqa: E731  thin rain residue averages out
     it, ot = inputs[t].astype(np.float32), outputs[t].astype(np.float32)
@@ -133,8 +139,14 @@ def fuse_window(inputs: dict, outputs: dict, t: int, flows: FlowCache, p: Fusion
         views.append((ik, okk, ok * photo))
     if fusion == "rain-weighted":
         num, den = ot * p.out_weight, np.full(ot.shape[:2], p.out_weight, np.float32)
+        if p.temporal_rain and len(views) > 2:
+            # rain the model missed: brighter than the median of the aligned views
+            med = np.median(np.stack([np.where(a >= 0.5, luma(i), luma(ot)) for i, _, a in views]), 0)
         for i, o, a in views:
-            w = a * np.exp(-((np.maximum(luma(i) - luma(o), 0) / p.rain_tol) ** 2))
+            rain = luma(i) - luma(o)
+            if p.temporal_rain and len(views) > 2:
+                rain = np.maximum(rain, luma(i) - med)
+            w = a * np.exp(-((np.maximum(rain, 0) / p.rain_tol) ** 2))
             num += i * w[..., None]
             den += w
         y = num / den[..., None]
@@ -168,7 +180,7 @@ def temporal_stream(derain: Callable[[np.ndarray], np.ndarray], frames: Iterable
             raise FclipError(f"frame {n}: size {frame.shape[1]}x{frame.shape[0]} differs from the clip's "
                              f"{shape[1]}x{shape[0]}")
         inputs[n], outputs[n] = frame, derain(frame)
-        flows.add(n, outputs[n])
+        flows.add(n, outputs[n] if params.flow_on == "outputs" else frame)
         pending.append(n)
         while pending and pending[0] + r <= n:
             yield _emit(pending.popleft(), inputs, outputs, flows, params)
