@@ -54,3 +54,28 @@ def test_rate_keeps_one_unit_through_a_run(monkeypatch):
     bar.close()
     lines = buf.getvalue().splitlines()
     assert all("frame/s" in ln for ln in lines) and not any("s/frame" in ln for ln in lines), lines
+
+
+def test_a_single_large_image_shows_progress_through_its_tiles(tiny_model, tmp_path, capsys, monkeypatch):
+    # `derain big.jpg --work-size full` printed nothing for 35 s
+    import numpy as np
+    from PIL import Image
+
+    import fclip_derain.inference.files as files
+    from fclip_derain.inference import Derainer
+    monkeypatch.setattr(files, "LARGE_PIXELS", 10_000)  # a small image stands in for a large one
+    img = np.random.default_rng(0).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "big.png")
+    d = Derainer(model=tiny_model, device="cpu", tile=64, tile_overlap=8, work_size=None, ensemble=2)
+    pixels, passes = files.model_passes(d, 1, 150, 200)
+    assert passes == 3 * 4 * 2  # 3 x 4 tiles, 2 mirrored copies
+    done, failed = files.derain_files(d, [(tmp_path / "big.png", tmp_path / "out.png")], progress=True)
+    assert (done, failed) == (1, [])
+    lines = capsys.readouterr().err.splitlines()
+    last = [ln for ln in lines if ln.startswith("big.png (200x150)")][-1]
+    n, total = last.split(": ")[1].split(" ")[0].split("/")
+    assert n == total and int(total) % passes == 0  # every pass counted, the estimate exact
+    small = tmp_path / "small.png"
+    Image.fromarray(img[:20, :20]).save(small)
+    files.derain_files(d, [(small, tmp_path / "s.png")], progress=True)
+    assert "small.png" not in capsys.readouterr().err  # quick images stay quiet

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 
 LOG_INTERVAL_S = 30.0
 
@@ -87,3 +88,21 @@ class LogProgress:
             self.closed = True
             if self.n > self.start_n and self.n != self.printed_n:
                 self._print()
+
+
+@contextmanager
+def layer_progress(model, passes: int, desc: str, enabled: bool = True, **kw):
+    """Progress through one long model call: a step per convolution layer run, over `passes`
+    forward passes (tiles x mirrored copies). A single large image is one item of a file bar and
+    would otherwise show nothing for minutes."""
+    import torch
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    kw.setdefault("interval", 10.0)  # in logs: a line every 10 s, not 30, for a job of one item
+    bar = progress_bar(total=len(convs) * passes, desc=desc, unit="layer", enabled=enabled, **kw)
+    hooks = [m.register_forward_hook(lambda *_: bar.update(1)) for m in convs]
+    try:
+        yield bar
+    finally:
+        for h in hooks:
+            h.remove()
+        bar.close()

@@ -24,10 +24,28 @@ from ..data.io import (
 )
 from ..errors import FclipError
 
+# Model pixels x passes above which one image (or batch) gets its own progress bar: 2-3 s or more
+# on a 2-core CPU; below it the file bar (or the summary line) says enough.
+LARGE_PIXELS = 1_000_000
+
 
 def compare_path(dest: Path) -> Path:
     """Where `--compare` writes input|output side by side for `dest`."""
     return dest.with_name(f"{dest.stem}_compare.png")
+
+
+def model_passes(derainer, b: int, h: int, w: int) -> tuple[int, int]:
+    """-> (pixels the model sees per pass, passes) for a batch of b h x w images: the work size
+    scales large images down, large ones are cut into tiles, each mirrored copy is one more pass."""
+    from .tiling import tile_count
+    ws = getattr(derainer, "work_size", None)
+    if ws and max(h, w) > ws:
+        k = ws / max(h, w)
+        h, w = max(1, round(h * k)), max(1, round(w * k))
+    tile_for = getattr(derainer, "_tile_for", None)
+    tile = tile_for(b, h, w) if tile_for else None
+    tiles = tile_count(h, w, tile, getattr(derainer, "tile_overlap", 32)) if tile else 1
+    return (min(h, tile or h) * min(w, tile or w)) * b, tiles * getattr(derainer, "ensemble", 1)
 
 
 def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, compare: bool = False,
@@ -64,8 +82,14 @@ def derain_files(derainer, plan: list[tuple[Path, Path]], batch_size: int = 1, c
     def flush():
         if not pending:
             return
+        arrays = [a for _, a, _, _ in pending]
+        pixels, passes = model_passes(derainer, len(arrays), *arrays[0].shape[:2])
+        name = pending[0][0].name if len(pending) == 1 else f"{len(pending)} images"
         try:
-            outs = derainer.derain_batch([a for _, a, _, _ in pending])
+            from ..progress import layer_progress
+            with layer_progress(derainer.model, passes, f"{name} ({arrays[0].shape[1]}x{arrays[0].shape[0]})",
+                                enabled=progress and pixels * passes >= LARGE_PIXELS, leave=False):
+                outs = derainer.derain_batch(arrays)
         except FclipError as e:
             failed.extend(f"{f}: {e}" for f, _, _, _ in pending)
             outs = []

@@ -26,6 +26,14 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return s + [size - tile]
 
 
+def tile_count(h: int, w: int, tile: int, overlap: int = 32) -> int:
+    """How many model passes `tiled_forward` makes over an h x w image."""
+    if h <= tile and w <= tile:
+        return 1
+    stride = tile - min(overlap, tile // 2)
+    return len(_starts(h, tile, stride)) * len(_starts(w, tile, stride))
+
+
 @torch.no_grad()
 def tiled_forward(model, x: torch.Tensor, tile: int, overlap: int = 32) -> torch.Tensor:
     """x: (B, 3, H, W). Tiles of `tile` x `tile` pixels overlapping by `overlap`."""
