@@ -1,6 +1,6 @@
 """Parameters (frozen encoder / trained decoder), FLOPs and CPU latency of FCLIP-UNet per encoder.
 
-    python benchmarks/model_cost.py --out docs/model_cost.md
+    python benchmarks/model_cost.py [--out TABLE.md]
 
 FLOPs from torch.utils.flop_counter (a multiply-add counts 2). The paper's Table 7 gives 2.36e10
 FLOPs for the CLIP RN50 encoder (input size not stated). CLIP weights are random here (cost does
