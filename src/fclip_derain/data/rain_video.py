@@ -46,8 +46,10 @@ def _affine(cx: float, cy: float, scale: float, angle_deg: float, tx: float, ty:
     return m
 
 
-def camera_path(kind: str, frames: int, photo_hw, frame_hw, rng: np.random.Generator):
-    """One 2x3 frame->photo matrix per frame for a camera `kind`, kept inside the photo."""
+def camera_path(kind: str, frames: int, photo_hw, frame_hw, rng: np.random.Generator,
+                pan_speed: tuple[float, float] = (1.0, 4.0)):
+    """One 2x3 frame->photo matrix per frame for a camera `kind`, kept inside the photo; a pan
+    moves `pan_speed` px per frame (a range), less where the photo has no room for it."""
     import cv2  # noqa: F401  (checked here so a missing extra fails before any work)
     (ph, pw), (fh, fw) = photo_hw, frame_hw
     cx, cy = (pw - 1) / 2, (ph - 1) / 2
@@ -56,8 +58,8 @@ def camera_path(kind: str, frames: int, photo_hw, frame_hw, rng: np.random.Gener
     zero = np.zeros(frames)
     scale, angle, tx, ty = np.ones(frames), zero.copy(), zero.copy(), zero.copy()
     if kind == "pan":
-        # along the axis with room, 1-4 px per frame, limited to the room there is
-        speed = rng.uniform(1.0, 4.0)
+        # along the axis with room, limited to the room there is
+        speed = rng.uniform(*pan_speed)
         across = rng.uniform(-0.3, 0.3)
         if room_x >= room_y:
             v = np.array([speed * rng.choice([-1, 1]), speed * across])
@@ -181,14 +183,14 @@ class FallingRain:
 
 def make_clip(photo: np.ndarray, seed: int, frames: int = 12, size: tuple[int, int] = (240, 320),
               camera: str = "pan", parallax: bool = False, other: np.ndarray | None = None,
-              amount: float = 1.0) -> RainClip:
+              amount: float = 1.0, pan_speed: tuple[float, float] = (1.0, 4.0)) -> RainClip:
     """A rainy clip of `frames` frames of `size` (h, w) over `photo` (uint8 HxWx3, at least as
     large as `size`); `other` gives the near layer's picture when `parallax` (default: `photo`)."""
     fh, fw = size
     if photo.shape[0] < fh or photo.shape[1] < fw:
         raise ValueError(f"photo {photo.shape[:2]} is smaller than the frame {size}")
     rng = np.random.default_rng(seed)
-    mats = camera_path(camera, frames, photo.shape[:2], size, rng)
+    mats = camera_path(camera, frames, photo.shape[:2], size, rng, pan_speed)
     near = _near_layer(other if other is not None else photo, fh, fw, frames, rng) if parallax else None
     layers = rain_layers(fh, fw, rng, amount)
     rain = FallingRain(fh, fw, layers, rng)
