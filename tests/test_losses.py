@@ -61,8 +61,9 @@ def test_negative_ssim_weight_names_the_key():
 
 def test_ssim_term_is_exact_under_bf16_autocast():
     """Training with optim.amp=bf16 runs the loss inside autocast; the SSIM variances (differences
-    of squares near 255) must not be computed in bf16, where they cancel to noise (2026-12-02, the first try at stage 7:
-    the term read 0.07-0.15 instead of 0.03-0.04 and validation fell 1.4 dB in 150 steps)."""
+    of squares near 255) must not be computed in bf16, where they cancel to noise (2026-12-02, the
+    first try at stage 7: the term read 0.07-0.15 instead of 0.03-0.04 and validation fell 1.4 dB
+    in 150 steps)."""
     from fclip_derain.losses import ssim_y_loss
 
     g = torch.Generator().manual_seed(2)
