@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from fclip_derain.errors import ConfigError, WeightsError
+from fclip_derain.models import blocks
 from fclip_derain.models import FCLIPUNet, ModelConfig, load_model, save_model
 
 
@@ -58,27 +59,153 @@ def test_ldfps_only_in_training_and_seeded():
     b = m(x)
     c = m(x)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    feats = [torch.ones(1, 2, 4, 4)] * 4
-    m.config.ldfps_mode = "additive"
-    assert not torch.equal(m.perturb(feats)[3], feats[3])
     m.config.ldfps = False
     m.train()
     assert torch.equal(m(x), m(x))
 
 
-@pytest.mark.parametrize("kw", [dict(updw=False), dict(ldfps=False), dict(global_residual=False),
-                                dict(depth=3, widths=(8, 8, 16, 16), blocks=(1, 1, 1), ldfps_sigmas=(0.1,) * 3),
-                                dict(upsample="pixelshuffle"), dict(upsample="nearest"),
-                                dict(ldfps_sigmas=(0.1, 0.06, 0.03, 0.01)), dict(normalize_input=False),
-                                dict(block="res", out_blocks=2), dict(block="naf"),
-                                dict(block="res", zero_init_head=False)])
-def test_ablation_switches_build_and_run(kw):
+def test_ldfps_modes_are_the_papers_formulas():
+    """multiplicative f * (1 + s n) and additive f + s n, level by level with that level's sigma,
+    on features far from 1 (on all-ones features the two are the same function)."""
+    base = dict(encoder="efficientnet-lite0", widths=(8, 8, 16, 16, 16), blocks=(1, 1, 1, 1),
+                ldfps_sigmas=(0.0, 0.05, 0.1, 0.3))
+    feats = [torch.randn(2, 4, 8 >> i, 8 >> i, generator=torch.Generator().manual_seed(i)) * 3 + 2 for i in range(4)]
+    noise = []
+    torch.manual_seed(1)
+    for f, s in zip(feats, base["ldfps_sigmas"]):
+        noise.append(torch.randn_like(f) * s if s else None)
+    outs = {}
+    for mode in ("multiplicative", "additive"):
+        m = FCLIPUNet(ModelConfig(**base, ldfps_mode=mode)).train()
+        torch.manual_seed(1)
+        outs[mode] = m.perturb(feats)
+        assert torch.equal(outs[mode][0], feats[0])  # sigma 0: untouched, and no noise drawn for it
+    for f, n, mul, add in zip(feats[1:], noise[1:], outs["multiplicative"][1:], outs["additive"][1:]):
+        assert torch.allclose(mul, f * (1 + n)) and torch.allclose(add, f + n)
+        assert (mul - add).abs().max() > 0.1  # where the features are not 1, the modes differ
+
+
+def _small(**kw):
     base = dict(encoder="efficientnet-lite0", widths=(8, 8, 16, 16, 16), blocks=(1, 1, 1, 1))
-    m = FCLIPUNet(ModelConfig(**{**base, **kw}))
+    torch.manual_seed(0)
+    return FCLIPUNet(ModelConfig(**{**base, **kw}))
+
+
+def _blocks(m):
+    return [b for lv in m.levels for b in lv["blocks"]] + list(m.out_blocks)
+
+
+def _ups(m):
+    return [lv["up"] for lv in m.levels]
+
+
+def _identity_at_start(m):
+    x = torch.rand(1, 3, 32, 48)
+    return torch.equal(m.eval()(x), x)
+
+
+def _noisy_in_training(m):
+    torch.nn.init.normal_(m.head.weight, std=0.1)
+    x = torch.rand(1, 3, 32, 32)
+    m.train()
+    with torch.no_grad():
+        return not torch.equal(m(x), m(x))
+
+
+def _interp(mode):
+    def check(m):
+        x = torch.rand(1, 2, 4, 4)
+        extra = {} if mode == "nearest" else {"align_corners": False}
+        ref = torch.nn.functional.interpolate(x, scale_factor=2, mode=mode, **extra)
+        return all(u.mode == mode for u in _ups(m)) and torch.equal(blocks.upsample2x(x, _ups(m)[0].mode), ref)
+    return check
+
+
+def _sigma_order(sigmas):
+    def check(m):
+        feats = [torch.full((1, 4, 8, 8), 2.0) for _ in range(4)]
+        m.train()
+        spread = [float((p - f).std()) for p, f in zip(m.perturb(feats), feats)]
+        return spread == sorted(spread, reverse=sigmas[0] > sigmas[-1]) and m.config.ldfps_sigmas == sigmas
+    return check
+
+
+def _normalized(flag):
+    def check(m):
+        from fclip_derain.models.encoders import FrozenEncoder
+        x = torch.rand(1, 3, 32, 32)
+        other = FrozenEncoder(m.config.encoder, m.config.encoder_weights, m.config.depth, not flag)
+        return not torch.allclose(m.encoder(x)[0], other(x)[0])
+    return check
+
+
+@pytest.mark.parametrize("kw,expect", [
+    (dict(), lambda m: all(isinstance(u, blocks.UpDWBlock) for u in _ups(m))
+        and all(isinstance(b, blocks.ConvNeXtBlock) for b in _blocks(m)) and _identity_at_start(m)),
+    (dict(updw=False), lambda m: all(isinstance(u, blocks.PlainUp) for u in _ups(m))),
+    (dict(ldfps=False), lambda m: not _noisy_in_training(m)),
+    (dict(ldfps=True), _noisy_in_training),
+    (dict(global_residual=False), lambda m: not _identity_at_start(m) and m.head.weight.abs().sum() > 0),
+    (dict(depth=3, widths=(8, 8, 16, 16), blocks=(1, 1, 1), ldfps_sigmas=(0.1,) * 3),
+     lambda m: len(m.levels) == 3 and len(m.encoder(torch.rand(1, 3, 32, 32))) == 3 and m.pad_multiple == 8),
+    (dict(upsample="pixelshuffle"), lambda m: all(hasattr(u, "expand") for u in _ups(m))),
+    (dict(upsample="nearest"), _interp("nearest")),
+    (dict(upsample="bilinear"), _interp("bilinear")),
+    (dict(ldfps_sigmas=(0.1, 0.06, 0.03, 0.01)), _sigma_order((0.1, 0.06, 0.03, 0.01))),
+    (dict(ldfps_sigmas=(0.01, 0.03, 0.06, 0.1)), _sigma_order((0.01, 0.03, 0.06, 0.1))),
+    (dict(normalize_input=False), _normalized(False)),
+    (dict(block="res", out_blocks=2), lambda m: all(isinstance(b, blocks.ResBlock) for b in _blocks(m))
+        and len(m.out_blocks) == 2 and all(isinstance(u, blocks.ShuffleUp) for u in _ups(m))),
+    (dict(block="naf"), lambda m: all(isinstance(b, blocks.NAFBlock) for b in _blocks(m))),
+    (dict(block="res", zero_init_head=False), lambda m: not _identity_at_start(m)),
+    (dict(kernel_size=5, mlp_ratio=2.0), lambda m: all(b.dwconv.kernel_size == (5, 5)
+        and b.pwconv1.out_features == 2 * b.pwconv1.in_features for b in _blocks(m))),
+])
+def test_ablation_switches_change_the_network(kw, expect):
+    """Each switch builds the network it names (module types, sizes) or changes its behaviour,
+    and the network trains (one backward) and keeps the input size."""
+    assert expect(_small(**kw))
+    m = _small(**kw)
     x = torch.rand(1, 3, 48, 80)
     m.train()
     m(x).mean().backward()
     assert m.eval()(x).shape == x.shape
+
+
+@pytest.mark.parametrize("kw,key", [(dict(block="res", kernel_size=5), "kernel_size"),
+                                    (dict(block="naf", mlp_ratio=2.0), "mlp_ratio"),
+                                    (dict(block="res", updw=False), "updw"),
+                                    (dict(block="res", upsample="nearest"), "upsample"),
+                                    (dict(updw=False, upsample="pixelshuffle"), "upsample"),
+                                    (dict(ldfps=False, ldfps_mode="additive"), "ldfps_mode"),
+                                    (dict(ldfps=False, ldfps_sigmas=(0.1,) * 4), "ldfps_sigmas"),
+                                    (dict(global_residual=False, zero_init_head=False), "zero_init_head")])
+def test_fields_the_network_ignores_are_refused(kw, key):
+    """block res with kernel_size 5 computed exactly what kernel_size 7 did: a setting that
+    changes nothing is an error naming it; its default value passes (configs that do not set it)."""
+    base = dict(encoder="efficientnet-lite0", widths=(8, 8, 16, 16, 16), blocks=(1, 1, 1, 1))
+    with pytest.raises(ConfigError, match=rf"^model\.{key}: .*change nothing"):
+        ModelConfig(**base, **kw)
+    cfg = ModelConfig(**base, **{k: v for k, v in kw.items() if k != key})
+    if kw.get("upsample") != "pixelshuffle":  # (updw false still interpolates: bilinear or nearest)
+        assert key not in cfg.to_dict()  # what a checkpoint records: only the fields the network uses
+
+
+def test_old_checkpoints_with_ignored_fields_still_load(tmp_path):
+    """Checkpoints written before the refusal record kernel 7, mlp 4, updw and bilinear for
+    block res (the shipped v14 does), even other values: they load, and mean what they did."""
+    from fclip_derain.weights import read_checkpoint, save_checkpoint
+    m = _small(block="res")
+    torch.nn.init.normal_(m.head.weight, std=0.05)
+    path = save_model(m, tmp_path / "new.safetensors")
+    tensors, cfg, meta = read_checkpoint(path)
+    assert not {"kernel_size", "mlp_ratio", "updw", "upsample"} & set(cfg)
+    x = torch.rand(1, 3, 40, 56)
+    for old in (dict(kernel_size=7, mlp_ratio=4.0, updw=True, upsample="bilinear"),
+                dict(kernel_size=5, mlp_ratio=2.0, updw=False, upsample="nearest")):
+        save_checkpoint(tmp_path / "old.safetensors", tensors, {**cfg, **old},
+                        {"encoder_sha256": meta["encoder_sha256"]})
+        assert torch.equal(load_model(tmp_path / "old.safetensors")(x), m.eval()(x))
 
 
 @pytest.mark.parametrize("kw,key", [(dict(encoder="nope"), "model.encoder"), (dict(depth=9), "model.depth"),
