@@ -95,7 +95,8 @@ def score_clips(d: Derainer, clips, variants) -> dict:
         s = {n: {k: mean(sel, n, k) for k in ("psnr", "ssim", "flicker")} for n in names}
         s["flicker_gt"] = round(float(np.mean([r["flicker_gt"] for r in sel])), 3)
         return s
-    by_camera = {cam: summary([r for r in rows if r["camera"] == cam]) for cam in dict.fromkeys(r["camera"] for r in rows)}
+    cameras = dict.fromkeys(r["camera"] for r in rows)
+    by_camera = {cam: summary([r for r in rows if r["camera"] == cam]) for cam in cameras}
     by_camera["with parallax"] = summary([r for r in rows if r["parallax"]])
     return {"clips": len(rows), "mean": summary(rows), "by_camera": by_camera, "per_clip": rows}
 

@@ -165,7 +165,8 @@ def test_sequence_writes_each_frame_under_its_name(ckpt, tmp_path, capsys):
     names = sorted(p.name for p in out2.iterdir())
     assert "f1_d.png" in names and "f1_d_compare.png" in names and len(names) == 8
     # nothing left to do: skipped, not derained again
-    assert main(["derain", str(src), "--sequence", "--skip-existing", "-o", str(out), "-c", ckpt, "--precision", "fp32", "-q"]) == 0
+    assert main(["derain", str(src), "--sequence", "--skip-existing", "-o", str(out), "-c", ckpt,
+                 "--precision", "fp32", "-q"]) == 0
     assert "skipped: 4" in capsys.readouterr().err
 
 
@@ -183,3 +184,14 @@ def test_sequence_bad_input_is_one_clear_error(ckpt, tmp_path, capsys):
     assert "--sequence takes folders of frames" in capsys.readouterr().err
     assert main(["derain", str(src), "--sequence", "--engine", "ray", "-o", str(out), "-c", ckpt]) == 2
     assert "local engine" in capsys.readouterr().err
+
+
+def test_cli_video_default_and_per_frame(ckpt, tmp_path, capsys):
+    pytest.importorskip("av")
+    from fclip_derain.inference.video import video_info
+    src = tmp_path / "clip.mp4"
+    _write_video(src, n=4, h=32, w=48)
+    for flag in ([], ["--per-frame"]):
+        out = tmp_path / f"out{len(flag)}"
+        assert main(["derain", str(src), "-o", str(out), "-c", ckpt, "--precision", "fp32", "-q"] + flag) == 0
+        assert video_info(out / "clip.mp4")["frames"] == 4
