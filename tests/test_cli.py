@@ -49,18 +49,33 @@ def test_derain_recursive_compare_format_skip(ckpt, images, tmp_path, capsys):
     assert main(["derain", str(images / "*.png"), "-o", str(tmp_path / "g"), "-c", ckpt, "-q"]) == 1  # glob; broken fails
 
 
-def test_batch_size_gives_the_same_files(ckpt, tmp_path, capsys):
+@pytest.fixture
+def trained_ckpt(trained_tiny_model, tmp_path):
+    """A model whose output is not its input (tiny_model's zero head makes it the identity)."""
+    return str(save_model(trained_tiny_model, tmp_path / "trained.safetensors"))
+
+
+def test_batch_size_gives_the_same_files(trained_ckpt, tmp_path, capsys):
+    """Batched and one-by-one deraining write the same files, with the mirrored ensemble and
+    fp32; on a model that changes its input, so that a path dropping the model, --ensemble or
+    --precision would write other pixels (checked: each flag changes them)."""
     src = tmp_path / "in"
     src.mkdir()
     for i, (h, w) in enumerate([(40, 56), (40, 56), (40, 56), (32, 48), (40, 56)]):
         Image.fromarray(rand_image(h, w, i)).save(src / f"{i}.png")
     (src / "2b.png").write_bytes(b"broken")  # a bad file inside a batch run fails alone
-    assert main(["derain", str(src), "-o", str(tmp_path / "one"), "-c", ckpt, "-q"]) == 1
-    assert main(["derain", str(src), "-o", str(tmp_path / "four"), "-c", ckpt, "-q", "-b", "4"]) == 1
+    flags = ["-c", trained_ckpt, "-q", "--ensemble", "2", "--precision", "fp32"]
+    assert main(["derain", str(src), "-o", str(tmp_path / "one"), *flags]) == 1
+    assert main(["derain", str(src), "-o", str(tmp_path / "four"), *flags, "-b", "4"]) == 1
     assert "done: 5" in capsys.readouterr().err
+    read = lambda d, i: np.asarray(Image.open(tmp_path / d / f"{i}.png"))
     for i in range(5):
-        a, b = (np.asarray(Image.open(tmp_path / d / f"{i}.png")) for d in ("one", "four"))
-        assert np.array_equal(a, b)
+        assert np.array_equal(read("one", i), read("four", i))
+    for name, other in [("no-ensemble", ["--ensemble", "1", "--precision", "fp32"]),
+                        ("half", ["--ensemble", "2", "--precision", "half"])]:
+        assert main(["derain", str(src / "0.png"), "-o", str(tmp_path / name), "-c", trained_ckpt, "-q", *other]) == 0
+        assert not np.array_equal(read(name, 0), read("one", 0)), name
+    assert not np.array_equal(read("one", 0), np.asarray(Image.open(src / "0.png")))
 
 
 def test_derain_never_overwrites_inputs(ckpt, images, capsys):
@@ -365,3 +380,18 @@ def test_busy_cores_sees_a_spinning_process():
         spin.wait()
     # this machine may be busy already; the spinner adds up to one core (less if it must share)
     assert loaded >= min(base + 0.5, 0.5 * __import__("os").cpu_count()), (base, loaded)
+
+
+@pytest.mark.parametrize("env,expected", [({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),
+                                          ({"GOMP_SPINCOUNT": "300000"}, None)])
+def test_command_line_sets_openmp_passive_wait_before_torch_loads(env, expected):
+    # spinning OpenMP threads made `derain` 3-6x slower beside another busy program
+    import os
+    import subprocess
+    import sys
+    code = ("import os, sys; from fclip_derain import cli; loaded = 'torch' in sys.modules; "
+            "cli.passive_openmp(); print(loaded, os.environ.get('OMP_WAIT_POLICY'))")
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", str(expected)]  # torch not loaded by the command line's import, policy as expected

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -388,9 +389,11 @@ def _work_size_arg(sp):
 
 
 def _ensemble_arg(sp):
+    from .figures import ensemble_help  # measured per shipped model: figures.json, not typed here
+    gains = ensemble_help()
     sp.add_argument("--ensemble", type=int, choices=list(ENSEMBLE_FLIPS), default=1,
                     help="average the model over 1, 2 or 4 mirrored copies: higher scores for 2x or 4x "
-                         "the time (held-out pairs: +0.41 / +0.57 dB; default: 1)")
+                         f"the time ({gains + '; ' if gains else ''}default: 1)")
 
 
 def _work_size(v):
@@ -429,7 +432,18 @@ def _nonneg_int(v):
     return n
 
 
+def passive_openmp() -> None:
+    """Let torch's OpenMP threads sleep while they wait for work instead of spinning on a core for
+    a while first: beside another busy program, spinning threads take the CPU the straggler needs
+    and every layer waits longer (2 threads with one competing program: 3-6x slower than with this,
+    docs/performance.md). OpenMP reads this once, when torch loads it, so it is set before any
+    torch import, and only where the user set no wait policy of their own."""
+    if "torch" not in sys.modules and not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ):
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 def main(argv=None) -> int:
+    passive_openmp()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd is None:  # bare `fclip-derain`: show the commands rather than a usage error
