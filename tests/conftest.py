@@ -50,3 +50,16 @@ def tiny_model():
 
 def rand_image(h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def trained_tiny_model(tiny_model):
+    """tiny_model moved off the identity, as training leaves a decoder: its output differs from
+    its input, from its own mirrored output and between fp32 and bf16, so a test comparing two
+    paths fails if one of them drops the model, --ensemble or --precision (test_model.py checks)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return tiny_model.eval()

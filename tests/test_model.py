@@ -343,3 +343,18 @@ def test_zero_init_head_starts_as_the_identity(block):
     assert torch.equal(FCLIPUNet(ModelConfig(**base)).eval()(x), x)
     torch.manual_seed(0)
     assert not torch.allclose(FCLIPUNet(ModelConfig(**base, zero_init_head=False)).eval()(x), x, atol=1e-3)
+
+
+def test_trained_tiny_model_is_not_the_identity(trained_tiny_model):
+    """The model the equivalence tests (batch vs single, Ray vs local) run: paths that dropped the
+    model, the mirrored ensemble or the precision would give different files with it."""
+    m = trained_tiny_model
+    x = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = m(x)
+        mirrored = m(x.flip(-1)).flip(-1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = m(x).float()
+    assert (y - x).abs().mean() > 5 / 255  # not the identity
+    assert ((y * 255).round() != (mirrored * 255).round()).float().mean() > 0.5  # the ensemble changes pixels
+    assert ((y * 255).round() != (half * 255).round()).float().mean() > 0.05  # so does bf16

@@ -28,8 +28,14 @@ def local_ray():
 
 
 @pytest.fixture
-def ckpt(tiny_model, tmp_path):
-    return str(save_model(tiny_model, tmp_path / "tiny.safetensors"))
+def ckpt(trained_tiny_model, tmp_path):
+    """A model that changes its input, its mirror image and its bf16 self (test_model.py checks):
+    with tiny_model's identity, Ray dropping the model, --ensemble or --precision went unseen."""
+    return str(save_model(trained_tiny_model, tmp_path / "tiny.safetensors"))
+
+
+# flags both engines get: a path dropping either writes other pixels with the trained model
+FLAGS = ["--ensemble", "2", "--precision", "fp32"]
 
 
 def _files(root):
@@ -45,7 +51,7 @@ def test_same_outputs_and_messages_as_local_then_resume(local_ray, ckpt, tmp_pat
     rgba = np.dstack([rand_image(40, 56, 7), np.full((40, 56), 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(src / "alpha.png")
     Image.fromarray(rand_image(40, 56, 8)[..., 0], "L").save(src / "grey.jpg")  # 8-bit grey (deep.png: 16-bit)
-    common = ["derain", str(src), "-c", ckpt, "-q", "--compare"]
+    common = ["derain", str(src), "-c", ckpt, "-q", "--compare", *FLAGS]
     assert main([*common, "-o", str(tmp_path / "local")]) == 1
     local_err = capsys.readouterr().err
     assert main([*common, "-o", str(tmp_path / "ray"), "--engine", "ray", "--workers", "2"]) == 1
@@ -96,14 +102,14 @@ def test_killed_worker_costs_nothing(local_ray, ckpt, tmp_path, capsys):
 
     t = threading.Thread(target=kill_one_worker_when_work_started, daemon=True)
     t.start()
-    rc = main(["derain", str(src), "-o", str(out), "-c", ckpt, "-q", "--engine", "ray", "--workers", "2"])
+    rc = main(["derain", str(src), "-o", str(out), "-c", ckpt, "-q", "--engine", "ray", "--workers", "2", *FLAGS])
     t.join()
     err = capsys.readouterr().err
     assert killed, "no worker was killed: the job ended before the first output appeared"
     assert rc == 0 and f"done: {n}, skipped: 0, failed: 0" in err
     assert "a Ray worker died" in err
     assert sorted(p.name for p in out.iterdir()) == [f"{i:02d}.png" for i in range(n)]  # once each, no .part
-    assert main(["derain", str(src), "-o", str(tmp_path / "local"), "-c", ckpt, "-q"]) == 0
+    assert main(["derain", str(src), "-o", str(tmp_path / "local"), "-c", ckpt, "-q", *FLAGS]) == 0
     assert _files(out) == _files(tmp_path / "local")
 
 
