@@ -2,8 +2,9 @@
 the same held-out validation pairs; plus each arm's inference cost, measured here in one run.
 
     bash configs/experiments/decoder-study/run.sh          # trains the arms (about 1 h on 2 cores)
-    python benchmarks/decoder_study.py runs/decoder-study --out docs/decoder-study
-    # writes docs/decoder-study.md and .png; the raw numbers go to campaign/results/decoder-study.json
+    python benchmarks/decoder_study.py runs/decoder-study
+    # writes the figure docs/decoder-study.png, the numbers campaign/results/decoder-study.json and
+    # the table campaign/results/decoder-study.md (docs/decoder-study.md quotes it; not overwritten)
 
 Per arm: training throughput (kilo-pixels of patches per second, from the run's own log, one
 thread), iterations reached, validation PSNR/SSIM of the final EMA weights and the best one seen,
@@ -31,9 +32,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("study", nargs="?", default="runs/decoder-study")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default="docs/decoder-study", help="writes OUT.md and OUT.png")
+    ap.add_argument("--out", default="docs/decoder-study", help="the figure: OUT.png")
     ap.add_argument("--json", default="campaign/results/decoder-study.json",
-                    help="the raw numbers (kept with the campaign's record, not in docs/)")
+                    help="the numbers, and the table beside them (.md); kept with the campaign's record")
     args = ap.parse_args()
     rows, curves = [], {}
     for run in sorted(p for p in Path(args.study).iterdir() if (p / "metrics.jsonl").is_file()):
@@ -77,7 +78,7 @@ def main():
                      f"{r['ms_1920x1080']:.0f} | {r['gflops_481x321']:.1f} | {r['params_trained_M']:.2f} |")
     lines.append("")
     lines.append(f"CPU: {cpu}; inference with {torch.get_num_threads()} threads, torch {torch.__version__}.")
-    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
+    Path(args.json).with_suffix(".md").write_text("\n".join(lines) + "\n")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
