@@ -99,7 +99,7 @@ def layer_progress(model, passes: int, desc: str, enabled: bool = True, **kw):
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     kw.setdefault("interval", 10.0)  # in logs: a line every 10 s, not 30, for a job of one item
     bar = progress_bar(total=len(convs) * passes, desc=desc, unit="layer", enabled=enabled, **kw)
-    hooks = [m.register_forward_hook(lambda *_: bar.update(1)) for m in convs]
+    hooks = [m.register_forward_hook(lambda *_: bar.update(1)) for m in convs] if enabled else []
     try:
         yield bar
     finally:
