@@ -57,7 +57,6 @@ def main():
             "psnr_db": {n: round(r["psnr"], 2) for n, r in res.items()},
             "ssim": {n: round(r["ssim"], 4) for n, r in res.items()},
             "gain_db": {n: round(r["psnr"] - res["1"]["psnr"], 2) for n, r in res.items() if n != "1"},
-            "time_x": {n: round(r["s_per_image"] / res["1"]["s_per_image"], 2) for n, r in res.items()},
         }, figures.default_model_version())
 
 
