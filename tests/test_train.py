@@ -472,3 +472,21 @@ def test_every_shipped_config_loads(path):
     keys and model switches, so that a pasted command does not fail on a renamed file or field."""
     cfg = load_config(REPO / path)
     assert cfg.model.blocks and cfg.data.train
+
+
+def test_one_uint8_rounding_for_files_validation_and_eval():
+    """Training validation (to_uint8), the files `derain` writes (Derainer) and `eval` round a
+    float output to 8 bits the same way: halves up, as MATLAB's im2uint8. (Validation used
+    round-half-to-even, the derainer half-up: the same weights scored differently.)"""
+    from fclip_derain.data.io import native_output, quantize, to_uint8
+    from fclip_derain.inference.derainer import _tensor_to_array
+    y = ((np.arange(256, dtype=np.float32) + 0.5) / 255).reshape(16, 16)  # values at or next to .5 ties
+    y = np.stack([y, y.T, np.clip(y * 1.001, 0, 1)], -1).astype(np.float32)
+    t = torch.from_numpy(y).permute(2, 0, 1)
+    like = np.zeros((16, 16, 3), np.uint8)
+    a = to_uint8(t)
+    assert np.array_equal(a, _tensor_to_array(t[None], like))
+    assert np.array_equal(a, native_output(y, Image.new("RGB", (16, 16)), "PNG"))
+    assert np.array_equal(a, quantize(y))
+    half_even = t.mul(255).round().byte().permute(1, 2, 0).numpy()
+    assert not np.array_equal(a, half_even)  # the two roundings do differ on these values

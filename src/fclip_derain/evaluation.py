@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.io import load_image, save_image
+from .data.io import load_image, save_image, to_float, to_uint8
 from .data.pairing import Pair
 from .errors import FclipError, ImageError, MetricError
 from .metrics import psnr_y, ssim_y
@@ -46,6 +46,19 @@ def score_pair(pred: np.ndarray, target: np.ndarray, name: str, extra=()) -> dic
     except MetricError as e:
         raise MetricError(f"{name}: {e}") from None
     return rec
+
+
+def model_derain(model, device=None):
+    """The bare model as a `derain(uint8 HxWx3) -> uint8 HxWx3` function: one fp32 pass, no tiling,
+    no ensemble, the package's one rounding (`quantize`). Training validation, the ship script
+    and the CI gate on the shipped weights score this."""
+    import torch
+    device = device or next(model.parameters()).device
+
+    def derain(a: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return to_uint8(model(to_float(a)[None].to(device))[0])
+    return derain
 
 
 def evaluate_model(derain, pairs: list[Pair], name: str, save_dir: str | Path | None = None,

@@ -128,7 +128,7 @@ def native_output(y: np.ndarray, src: Image.Image, fmt: str) -> np.ndarray:
         return y
     if src.mode in GREY_16 and fmt in ("PNG", "TIFF"):
         return (np.clip(y, 0, 1) * 65535 + 0.5).astype(np.uint16)
-    return (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return quantize(y)
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -198,9 +198,16 @@ def to_float(img: np.ndarray):
     return torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).float().div_(255)
 
 
+def quantize(y: np.ndarray) -> np.ndarray:
+    """float array in [0, 1] -> uint8, rounding halves up as MATLAB's im2uint8 (the papers save
+    8-bit PNGs). The one rounding of the package: files written by `derain`, validation, `eval`
+    and the benchmarks all go through it, so their scores agree to the last pixel."""
+    return (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def to_uint8(t) -> np.ndarray:
-    """float torch CHW in [0, 1] -> uint8 HWC, rounded (the papers save 8-bit PNGs)."""
-    return t.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    """float torch CHW in [0, 1] -> uint8 HWC (`quantize`)."""
+    return quantize(t.detach().float().permute(1, 2, 0).cpu().numpy())
 
 
 def writable_dir(path: str | Path, flag: str) -> Path:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..data.io import quantize
 from ..devices import fast_half, pick_device
 from ..errors import FclipError
 from ..models.loading import load_model
@@ -160,7 +161,7 @@ def _tensor_to_array(y: torch.Tensor, like: np.ndarray) -> np.ndarray:
     y = y[0].permute(1, 2, 0).numpy()
     if like.ndim == 2:
         y = y.mean(2)
-    return (y * 255 + 0.5).astype(np.uint8) if like.dtype == np.uint8 else y.astype(like.dtype)
+    return quantize(y) if like.dtype == np.uint8 else y.astype(like.dtype)
 
 
 def free_memory_bytes(device: torch.device) -> int:

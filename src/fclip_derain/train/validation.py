@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from ..data.datasets import NO_RAIN
-from ..data.io import load_image, to_float, to_uint8
+from ..data.io import load_image
 from ..data.pairing import list_images
 from ..data.synth import preset_params, render_pair
-from ..metrics import psnr_y, ssim_y
+from ..evaluation import model_derain, score_pair
 
 PAIRS = "pairs"  # the kind name of the held-out real training pairs
 
@@ -72,14 +72,16 @@ def pair_set(pairs) -> ValSet:
 def score(model, sets: list[ValSet], device=None, on_image=None) -> ValScores:
     """MATLAB-protocol Y PSNR/SSIM of the model's uint8 outputs, per kind and image (fp32, one pass).
     `on_image(kind, index, input, output, target)` sees each result (for sample pictures)."""
-    device = device or next(model.parameters()).device
+    # the scoring core `eval` uses (evaluation.py): one rounding, one metric call per image
+    derain = model_derain(model, device)
     res = ValScores()
     for s in sets:
         res.psnr[s.name], res.ssim[s.name], res.rain[s.name] = [], [], s.rain
         for i, (a, b) in enumerate(zip(s.inputs, s.targets)):
-            out = to_uint8(model(to_float(a)[None].to(device))[0])
-            res.psnr[s.name].append(psnr_y(out, b))
-            res.ssim[s.name].append(ssim_y(out, b))
+            out = derain(a)
+            rec = score_pair(out, b, f"{s.name}[{i}]")
+            res.psnr[s.name].append(rec["psnr"])
+            res.ssim[s.name].append(rec["ssim"])
             if on_image:
                 on_image(s.name, i, a, out, b)
     return res
