@@ -40,7 +40,7 @@ def test_vgg16_weights_are_imagenet_features():
     and its conv1_1 filters are ImageNet's (a colour-opponent first layer: mean weight near 0)."""
     from fclip_derain.models.imagenet_backbones import load_vgg16
     vgg = load_vgg16()
-    w = vgg.convs[0].weight
+    w = vgg.convs[0].weight.detach()  # a scalar of a tensor that needs grad warns
     assert w.shape == (64, 3, 3, 3) and abs(float(w.mean())) < 0.05 and float(w.std()) > 0.1
     x = torch.full((1, 3, 32, 32), 0.5)
     f = vgg.taps((x - torch.tensor(vgg.mean).view(1, 3, 1, 1)) / torch.tensor(vgg.std).view(1, 3, 1, 1), 1)[0]
