@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FclipError
@@ -21,18 +21,7 @@ from ..options import (
     check_tile,
     check_work_size,
 )
-
-
-@dataclass
-class DerainReport:
-    """What a job did: counts for the summary line, one message per failed input."""
-    found: int = 0  # input files found (0: nothing to do, `failed` says why)
-    done: int = 0
-    skipped: int = 0
-    failed: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return f"done: {self.done}, skipped: {self.skipped}, failed: {len(self.failed)}"
+from .plan import DerainReport, plan_outputs
 
 
 @dataclass(frozen=True)
@@ -81,41 +70,6 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, P
         else:
             errors.append(f"{item}: no such file or folder")
     return files, errors
-
-
-def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str = "", fmt: str | None = None,
-                 skip_existing: bool = False, compare: bool = False) -> tuple[list[tuple[Path, Path]], DerainReport]:
-    """-> [(input, output)] still to do, and a report holding the skipped and refused inputs.
-
-    An output that would overwrite an input, or that two inputs would both write (`a.gif` and
-    `a.png` both become `a.png`; `a.jpg` and `a.png` share `a_compare.png`), is refused: a user file
-    is never overwritten and no result silently replaces another."""
-    from ..data.io import FORMAT_BY_EXT, VIDEO_EXTS
-    from .files import compare_path
-    report = DerainReport()
-    inputs_resolved = {f.resolve() for f, _ in files}
-    claimed: dict[Path, Path] = {}  # output path -> the input that writes it
-    plan = []
-    for f, rel in files:
-        is_video = f.suffix.lower() in VIDEO_EXTS
-        ext = f.suffix if is_video or not fmt else f".{fmt.lower()}"
-        if ext.lower() not in FORMAT_BY_EXT and not is_video:  # read-only formats (GIF) -> PNG
-            ext = ".png"
-        dest = out / rel.parent / f"{rel.stem}{suffix}{ext}"
-        writes = [dest] + ([compare_path(dest)] if compare and not is_video else [])
-        keys = [w.resolve() for w in writes]
-        if any(k in inputs_resolved for k in keys):
-            report.failed.append(f"{f}: output {dest} would overwrite an input; use another -o or --suffix")
-        elif any(k in claimed for k in keys):
-            other = next(claimed[k] for k in keys if k in claimed)
-            report.failed.append(f"{f}: output {dest} would also be written for {other}; use --suffix or "
-                                 "derain them separately")
-        elif dest.exists() and skip_existing:
-            report.skipped += 1
-        else:
-            claimed.update((k, f) for k in keys)
-            plan.append((f, dest))
-    return plan, report
 
 
 def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: str = "local",

@@ -21,7 +21,7 @@ from PIL import Image
 from ..data.io import FORMAT_BY_EXT, _to_rgb, native_output, open_native, save_image
 from ..errors import FclipError
 from .files import compare_path
-from .jobs import DerainReport, plan_outputs
+from .plan import DerainReport, plan_outputs
 
 
 def _frame_sizes(frames: list[Path]) -> None:
