@@ -1,5 +1,7 @@
 """Figures for the docs: Rain100L crops (input | ours | PReNet | target), real rain before/after
-(input | ours | PReNet), and real-rain crops at 2x (nearest-neighbour, so streaks stay visible).
+(input | ours | PReNet), real-rain crops at 2x (nearest-neighbour, so streaks stay visible), and
+dense and thick real rain beside both PReNets (input | ours | PReNet-L | PReNet-H, full frame and
+a 2x crop): PReNet-H was trained on heavy rain (RainTrainH), which we do not have.
 
     python scripts/make_figures.py --out docs/figures
 """
@@ -60,7 +62,30 @@ def main():
                                      label(zoom(pr), "PReNet 2x")], 1))
     Image.fromarray(np.concatenate(rows, 0)).save(out / "real_rain.png", optimize=True)
     Image.fromarray(np.concatenate(crops, 0)).save(out / "real_rain_crops.png", optimize=True)
-    print("wrote", out / "rain100l_crops.png", out / "real_rain.png", out / "real_rain_crops.png")
+    heavy_real_rain(ours, prenet, out / "heavy_real_rain.png")
+    print("wrote", out / "rain100l_crops.png", out / "real_rain.png", out / "real_rain_crops.png",
+          out / "heavy_real_rain.png")
+
+
+# dense, bright or thick real rain, picked by eye from the real sets for this figure only
+HEAVY_REAL = ["real-rain/real-040.png", "real-rain/real-068.png", "real-rain/real-098.png",
+              "real-rain/real-037.png", "NTURain-R/rb2/00030.jpg", "real-video/r1"]
+
+
+def heavy_real_rain(ours, prenet_l, path):
+    prenet_h = load_prenet(SHARED / "peers" / "PReNet" / "PReNet6-Rain100H.pth")
+    rows = []
+    for name in HEAVY_REAL:
+        f = SHARED / "data" / name
+        if f.is_dir():  # a video clip: its first frame
+            f = sorted(f.iterdir())[0]
+        a = np.asarray(Image.fromarray(load_image(f)).resize((360, 240), Image.BICUBIC))
+        outs = [a, run(ours, a), run(prenet_l, a), run(prenet_h, a)]
+        names = ["real rain", "FCLIP-UNet (ours)", "PReNet-L", "PReNet-H"]
+        rows.append(np.concatenate([label(o, n) for o, n in zip(outs, names)], 1))
+        zoom = lambda im: np.asarray(Image.fromarray(im[60:180, 90:270]).resize((360, 240), Image.NEAREST))
+        rows.append(np.concatenate([label(zoom(o), n + " 2x") for o, n in zip(outs, names)], 1))
+    Image.fromarray(np.concatenate(rows, 0)).save(path, optimize=True)
 
 
 if __name__ == "__main__":
