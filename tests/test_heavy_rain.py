@@ -13,7 +13,7 @@ from fclip_derain.metrics import psnr_y
 from fclip_derain.train.config import load_config
 from fclip_derain.train.loop import Trainer, lr_lambda
 from fclip_derain.train.validation import ValScores, difference
-from conftest import rand_image
+from test_train import _dataset  # the tiny paired set the training tests use
 
 
 def _smooth(h=96, w=128, seed=0):
@@ -48,17 +48,6 @@ def test_blur_range_keeps_older_presets_rain_unchanged():
     a = rain_layer(40, 50, p, 0.0, np.random.default_rng(5))
     b = rain_layer(40, 50, p, 0.0, np.random.default_rng(5))
     assert np.array_equal(a, b)
-
-
-def _dataset(root: Path, n=6, h=48, w=64):
-    (root / "input").mkdir(parents=True)
-    (root / "target").mkdir()
-    for i in range(n):
-        t = rand_image(h, w, i)
-        Image.fromarray(t).save(root / "target" / f"{i}.png")
-        r = np.clip(t.astype(int) + (np.random.default_rng(i).random((h, w, 1)) < 0.05) * 120, 0, 255)
-        Image.fromarray(r.astype(np.uint8)).save(root / "input" / f"{i}.png")
-    return root
 
 
 def _config(tmp_path, **optim):
