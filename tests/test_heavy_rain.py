@@ -1,5 +1,4 @@
 """Issue 35's training pieces: the new rain kinds, validation per rain kind, the wsd schedule."""
-import json
 from pathlib import Path
 
 import numpy as np
