@@ -256,8 +256,16 @@ def _ranks(cfg_path, run, world=2):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
            "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world)}
     cmd = [sys.executable, "-m", "fclip_derain", "train", "--config", str(cfg_path), "--out", str(run), "-q"]
-    return [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for r in range(world)]
+    logs = Path(run).parent / f"{Path(run).name}-stderr"
+    logs.mkdir(exist_ok=True)
+    return [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.DEVNULL,
+                             stderr=open(logs / f"rank{r}-{time.time_ns()}.txt", "w")) for r in range(world)]
+
+
+def _stderr(run):
+    """What the ranks started by _ranks printed, for an assertion's message."""
+    logs = Path(run).parent / f"{Path(run).name}-stderr"
+    return "\n".join(f"--- {f.name}\n{f.read_text()[-1500:]}" for f in sorted(logs.glob("*.txt")))
 
 
 def _ema(run):
@@ -299,7 +307,7 @@ def test_ddp_two_processes_killed_and_resumed_bit_identical(tmp_path):
     killed_at = torch.load(run / "state.pt", weights_only=True)["iteration"]
     assert 0 < killed_at < 24  # killed mid-run, with a readable checkpoint
     procs = _ranks(cfg_path, run)
-    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0], _stderr(run)
     assert f"resumed from {run / 'state.pt'} at iteration {killed_at}" in (run / "log.txt").read_text()
     a, b = _weights(ref), _weights(run)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

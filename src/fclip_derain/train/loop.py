@@ -530,4 +530,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict 
     """Run (or resume) training; the summary on rank 0, None on the other ranks of a DDP run."""
     trainer = Trainer(cfg, resume=resume, progress=progress)
     result = trainer.fit()
+    if trainer.distributed and dist.is_initialized():
+        # Leave together: a rank that exits while another still holds gloo connections to it (or
+        # to the rendezvous store rank 0 hosts outside torchrun) makes that rank abort (SIGABRT).
+        dist.barrier()
+        dist.destroy_process_group()
     return result if trainer.main else None
