@@ -7,7 +7,7 @@ no model here saw them in training. Each preset renders one rainy copy per backg
 fixed seed; outputs are rounded to uint8 and scored with MATLAB-protocol Y-PSNR/SSIM against the
 preset's target (the clean photo; for `real-streaks`, the clean photo under the same mist).
 `--from-config FILE` adds the synthetic sources of a training config that vary a preset's fields
-(`rain:`), e.g. the dense arm of docs/data-mix.md, labelled `PRESET+FILE[i]`.
+(`rain:`), e.g. the dense arm of stage 5 in campaign/LOG.md, labelled `PRESET+FILE[i]`.
 """
 import argparse
 import json

@@ -86,8 +86,8 @@ def brightness_loss(pred, target):
     Why: L1 pulls each pixel to its median and SSIM's luminance factor hardly moves for a mean
     offset of a grey level or two, so neither stops a slow drift of the whole image darker; this
     term holds the mean on the training images and costs nothing when it is right. It does not
-    hold it on rain-free photos, which training never shows (session 12: -0.52 grey levels there;
-    `preset: none` sources do, docs/data-mix.md)."""
+    hold it on rain-free photos, which training never shows (stage 8 of the campaign, campaign/LOG.md: -0.52
+    grey levels there; `preset: none` sources do, stage 9)."""
     w = torch.tensor([0.299, 0.587, 0.114], device=pred.device, dtype=pred.dtype).view(1, 3, 1, 1)
     return ((pred - target) * w).sum(1).mean((1, 2)).abs().mean()
 

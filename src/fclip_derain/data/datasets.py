@@ -52,7 +52,7 @@ class SyntheticSource:
     """Clean photos with rain rendered on the fly: new rain for every sample, after cropping
     (cheaper, and the crop is all that is seen). With preset `none` the photo is its own input:
     every other source has rain in every input, so without these the model learns to take a
-    little off every image, rain or not (docs/data-mix.md, session 12)."""
+    little off every image, rain or not (campaign/LOG.md, stage 9: the rain-free arm)."""
 
     def __init__(self, clean: list[Path], preset: str, warn=print, rain: dict | None = None):
         from .synth import preset_params

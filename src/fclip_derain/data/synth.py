@@ -85,7 +85,7 @@ class RealRainParams:
     drops_p: float = 0.15  # chance of out-of-focus drops on the lens
     # True: the training target keeps the mist (only streaks, splashes and drops are rain to
     # remove). Targets without the mist taught models to lift the veil of real photos, which
-    # darkened them by 4-6 grey levels (docs/data-mix.md).
+    # darkened them by 4-6 grey levels (campaign/LOG.md).
     mist_in_target: bool = False
 
     def to_dict(self):

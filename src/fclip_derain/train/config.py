@@ -97,7 +97,7 @@ class OptimConfig:
     amp: str = "none"  # none | bf16 | fp16 (fp16 only on CUDA)
     # stop after this many minutes of training (0: off; `iterations` is then only a cap) and
     # anneal the learning rate over that time instead of over the iterations: runs compared at
-    # equal cost, or a session's share of a campaign. Validation and checkpoints are not counted.
+    # equal cost, or one stage's share of a campaign. Validation and checkpoints are not counted.
     time_budget: float = 0.0
     # clock of the budget: "cpu" (this process's CPU seconds / torch threads: fair between runs
     # sharing a machine) or "wall"
@@ -119,7 +119,7 @@ class RunConfig:
     tensorboard: bool = True
     threads: int = 0  # torch CPU threads (0: torch's default)
     # start from these decoder weights (a .safetensors checkpoint) instead of random init; lets a
-    # later session continue the shipped model without the (uncommitted) optimiser state
+    # later stage continue the shipped model without the (uncommitted) optimiser state
     init_from: str | None = None
     # with init_from: take only the tensors whose name and shape fit this model (an architecture
     # changed from the checkpoint's, e.g. a block removed); the rest keep their fresh init
