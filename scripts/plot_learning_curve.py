@@ -23,19 +23,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 CURVE = Path(__file__).resolve().parents[1] / "docs" / "learning-curve.json"
 
 
-def read_run(run: Path) -> tuple[list[list[float]], int]:
-    """-> ([iteration, val PSNR] pairs, last iteration) from a run's metrics.jsonl."""
+def read_run(run: Path) -> tuple[list[list[float]], list[list[float]], int]:
+    """-> ([iteration, PSNR on the 20 held-out pairs]..., [iteration, selection aggregate]...,
+    last iteration) from a run's metrics.jsonl. From stage 15 on, `val_psnr` is the aggregate over
+    the rain kinds and the pairs are `val_psnr_pairs`: the curve keeps following the pairs, the one
+    measure every stage has, and the aggregate is kept beside it."""
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    val = [[r["iteration"], round(r["val_psnr"], 2)] for r in recs if "val_psnr" in r]
-    return val, max(r["iteration"] for r in recs)
+    vals = [r for r in recs if "val_psnr" in r]
+    val = [[r["iteration"], round(r.get("val_psnr_pairs", r["val_psnr"]), 2)] for r in vals]
+    aggregate = [[r["iteration"], round(r["val_psnr"], 2)] for r in vals if "val_psnr_pairs" in r]
+    return val, aggregate, max(r["iteration"] for r in recs)
 
 
 def append_stage(curve: dict, run: Path, args) -> dict:
-    val, iterations = read_run(run)
+    val, aggregate, iterations = read_run(run)
     stage = {"stage": len(curve["stages"]), "date": args.date, "shipped": args.shipped, "run": str(run),
              "config": args.config, "cpu": args.cpu, "precision": args.precision, "threads": args.threads,
              "wall_minutes": args.wall_minutes, "cpu_hours": round(args.wall_minutes * args.threads / 60, 2),
              "iterations": iterations, "note": args.note, "val": val}
+    if aggregate:
+        stage["aggregate"] = aggregate
     curve["stages"].append(stage)
     return stage
 
@@ -47,15 +54,18 @@ def write_curve(curve: dict, path: Path) -> None:
 
 
 def plot(curve: dict, out: Path) -> None:
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    fig, ax = plt.subplots(1, 3, figsize=(15, 3.8), gridspec_kw={"width_ratios": [2, 2, 1]})
     it0 = hours0 = 0.0
     for s in curve["stages"]:
         its = [it0 + i for i, _ in s["val"]]
         hours = [hours0 + s["cpu_hours"] * i / s["iterations"] for i, _ in s["val"]]
         psnr = [v for _, v in s["val"]]
         label = f"{s['stage']}: {s['shipped']} ({s['precision']}, {s['cpu'].split(' (')[0]})"
-        ax[0].plot(its, psnr, "o-", markersize=3, label=label)
+        line, = ax[0].plot(its, psnr, "o-", markersize=3, label=label)
         ax[1].plot(hours, psnr, "o-", markersize=3)
+        if s.get("aggregate"):
+            ax[2].plot([hours0 + s["cpu_hours"] * i / s["iterations"] for i, _ in s["aggregate"]],
+                       [v for _, v in s["aggregate"]], "o-", markersize=3, color=line.get_color())
         for a, x in ((ax[0], it0), (ax[1], hours0)):
             if s["stage"]:
                 a.axvline(x, color="grey", linestyle="--", linewidth=1)
@@ -63,6 +73,9 @@ def plot(curve: dict, out: Path) -> None:
         hours0 += s["cpu_hours"]
     ax[0].set(xlabel="iteration (all stages)", ylabel="val Y-PSNR (dB), 20 held-out RainTrainL pairs")
     ax[1].set(xlabel="CPU-hours (all stages)")
+    ax[1].sharey(ax[0])
+    ax[2].set(xlabel="CPU-hours (all stages)", title="aggregate over 8 rain kinds (stage 15 on)")
+    ax[2].title.set_fontsize(8)
     ax[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +108,9 @@ def main():
         plot(curve, args.out)
     for s in curve["stages"]:
         best = max(v for _, v in s["val"])
-        print(f"stage {s['stage']} ({s['shipped']}, {s['date']}): best {best:.2f} dB, "
+        agg = f", aggregate {s['aggregate'][0][1]:.2f} -> {max(v for _, v in s['aggregate']):.2f}" \
+            if s.get("aggregate") else ""
+        print(f"stage {s['stage']} ({s['shipped']}, {s['date']}): best {best:.2f} dB{agg}, "
               f"{s['cpu_hours']} CPU-hours, {s['cpu']}, {s['precision']}")
 
 
