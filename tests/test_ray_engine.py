@@ -182,9 +182,11 @@ def test_interrupt_then_skip_existing_finishes(ckpt, tmp_path):
     import subprocess
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
-    n = 60
+    # enough work that the run cannot finish in the moment between the test seeing 3 outputs and
+    # the child handling SIGINT, even when both wait for a loaded CPU (60 small images once did)
+    n = 120
     for i in range(n):
-        Image.fromarray(rand_image(96, 128, i)).save(src / f"{i:02d}.png")
+        Image.fromarray(rand_image(192, 256, i)).save(src / f"{i:03d}.png")
     cmd = [sys.executable, "-m", "fclip_derain", "derain", str(src), "-o", str(out), "-c", ckpt, "-q",
            "--engine", "ray"]
     child = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -198,7 +200,7 @@ def test_interrupt_then_skip_existing_finishes(ckpt, tmp_path):
     assert 3 <= len(made) < n and all(not m.startswith(".") for m in made)  # no partial outputs
     done = subprocess.run([*cmd, "--skip-existing"], stderr=subprocess.PIPE, text=True, timeout=180)
     assert done.returncode == 0 and f"done: {n - len(made)}, skipped: {len(made)}, failed: 0" in done.stderr
-    assert sorted(p.name for p in out.iterdir()) == [f"{i:02d}.png" for i in range(n)]
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:03d}.png" for i in range(n)]
 
 
 class _FakeCluster:
