@@ -240,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                "copied to the output; grey images stay grey (one channel); 16-bit grey PNG/TIFF stays\n"
                "16-bit (other formats: 8-bit; 16-bit RGB is read as 8-bit by Pillow); transparency is\n"
                "flattened onto white (no alpha channel in the output). GIF inputs are written as PNG.\n"
-               "Videos keep their frame rate; audio is not copied. An input is never overwritten.")
+               "Videos keep their frame rate and sound (copied; re-encoded where the container cannot take\n"
+               "its codec, with a note). An input is never overwritten.")
     s.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image or video files, folders, or quoted globs like 'photos/*.jpg'")
     s.add_argument("-o", "--output", default="derained", help="output folder, created if needed (default: ./derained)")
