@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--config", required=True, help="a training config with data.val_synthetic")
     ap.add_argument("models", nargs="+", metavar="LABEL=CHECKPOINT", help="'default' for the shipped model")
     ap.add_argument("--json")
+    ap.add_argument("--without", nargs="+", default=[], metavar="KIND",
+                    help="also report every difference without these kinds (a kind a branch trains on)")
     args = ap.parse_args()
     _, sets = build_data(load_config(args.config), log=lambda m: print(m, file=sys.stderr))
     scores: dict[str, ValScores] = {}
@@ -59,6 +61,14 @@ def main():
             d = difference(scores[a], scores[b])
             print(f"{b} - {a}: {d['aggregate']:+.3f} dB (SE {d['se']:.3f})")
             report.setdefault("pairs", {})[f"{b} - {a}"] = d
+    if args.without:  # the rule's check that a gain is not bought with a kind the branch trains on
+        print(f"without {', '.join(args.without)}:")
+        report["without"] = {"kinds": args.without, "pairs": {}}
+        for i, a in enumerate(labels):
+            for b in labels[i + 1:]:
+                d = difference(scores[a], scores[b], exclude=args.without)
+                report["without"]["pairs"][f"{b} - {a}"] = d
+                print(f"  {b} - {a}: {d['aggregate']:+.3f} dB (SE {d['se']:.3f})")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")

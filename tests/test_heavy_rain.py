@@ -21,7 +21,7 @@ def _smooth(h=96, w=128, seed=0):
     return np.asarray(Image.fromarray((g * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR))
 
 
-@pytest.mark.parametrize("name", ["torrential", "thick", "screen"])
+@pytest.mark.parametrize("name", ["torrential", "thick", "screen", "editor"])
 def test_new_rain_kinds_are_seeded_and_add_rain(name):
     clean = _smooth()
     a, ta = render_pair(clean, get_preset(name), np.random.default_rng([3, 1]))
@@ -47,6 +47,26 @@ def test_blur_range_keeps_older_presets_rain_unchanged():
     a = rain_layer(40, 50, p, 0.0, np.random.default_rng(5))
     b = rain_layer(40, 50, p, 0.0, np.random.default_rng(5))
     assert np.array_equal(a, b)
+
+
+def test_screen_draws_no_width_so_its_validation_images_stay_the_same():
+    """`screen` is a fixed validation kind: the `width` field added for `editor` must not draw
+    from the RNG when it is a single value, or every stage's screen scores would stop comparing."""
+    from dataclasses import replace
+    clean = _smooth()
+    p = PRESETS["screen"]
+    assert p.width[0] == p.width[1]
+    a = render_pair(clean, p, np.random.default_rng(9))[0]
+    # the same width given as a range that draws: the streaks (and all later draws) change
+    b = render_pair(clean, replace(p, width=(p.width[0], p.width[0] + 1e-9)), np.random.default_rng(9))[0]
+    assert not np.array_equal(a, b)
+    assert np.array_equal(a, render_pair(clean, p, np.random.default_rng(9))[0])
+
+
+def test_editor_rain_is_heavier_than_screen_rain():
+    ps = {k: np.mean([psnr_y(render_pair(_smooth(seed=j), PRESETS[k], np.random.default_rng([1, j]))[0], _smooth(seed=j))
+                      for j in range(4)]) for k in ("screen", "editor")}
+    assert ps["editor"] < ps["screen"]
 
 
 def _config(tmp_path, **optim):
@@ -117,3 +137,11 @@ def test_difference_has_a_standard_error():
     assert d["aggregate"] == pytest.approx(0.5)
     assert d["se"] == pytest.approx(np.std([0.5, 0.4, 0.6], ddof=1) / np.sqrt(3))
     assert "dry" not in d["per_kind"]
+
+
+def test_difference_can_leave_out_a_kind():
+    a = ValScores(psnr={"pairs": [30.0, 31.0], "screen": [20.0, 21.0]}, rain={"pairs": True, "screen": True})
+    b = ValScores(psnr={"pairs": [30.2, 31.2], "screen": [25.0, 26.0]}, rain={"pairs": True, "screen": True})
+    assert difference(a, b)["aggregate"] == pytest.approx(2.6)
+    d = difference(a, b, exclude=["screen"])
+    assert d["aggregate"] == pytest.approx(0.2) and list(d["per_kind"]) == ["pairs"]

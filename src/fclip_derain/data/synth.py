@@ -96,7 +96,7 @@ PRESETS["real"] = RealRainParams()
 PRESETS["real-streaks"] = RealRainParams(mist_in_target=True)
 
 
-PRESET_NAMES = ("light", "heavy", "torrential", "thick", "real", "real-streaks", "screen", "mixed")
+PRESET_NAMES = ("light", "heavy", "torrential", "thick", "real", "real-streaks", "screen", "editor", "mixed")
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,20 @@ class ScreenRainParams:
     levels: Range = (0.1, 0.35)  # the black point of the levels stretch: higher gives fewer, crisper streaks
     strength: Range = (0.5, 1.0)  # opacity of the screen blend
     haze: Range = (0.0, 0.15)
+    width: Range = (0.5, 0.5)  # Gaussian sigma across the motion blur, px (drawn per layer when a range)
 
     def to_dict(self):
         return asdict(self)
 
 
 PRESETS["screen"] = ScreenRainParams()
+# The image-editor recipe widened into a family for training (stage 18, issue 35): more and denser
+# layers, each in its own direction (heavy-rain sets are drawn with streaks in several directions),
+# wider and softer streaks, up to a saturating screen blend. `screen` stays the fixed validation kind.
+PRESETS["editor"] = ScreenRainParams(layers=(2, 5), density=(0.005, 0.08), length=(15.0, 100.0),
+                                     grain=(0.3, 2.0), angle=(-45.0, 45.0), angle_jitter=25.0,
+                                     levels=(0.05, 0.4), strength=(0.4, 1.0), haze=(0.0, 0.2),
+                                     width=(0.4, 1.5))
 
 
 def get_preset(name: str) -> RainParams | RealRainParams | str:
@@ -391,7 +399,9 @@ def render_screen_rain(clean: np.ndarray, p: ScreenRainParams, rng: np.random.Ge
     for _ in range(int(rng.integers(p.layers[0], p.layers[1] + 1))):
         noise = (rng.random((h, w)) < _u(rng, p.density)).astype(np.float32) * rng.random((h, w), np.float32)
         noise = gaussian_filter(noise, _u(rng, p.grain))
-        k = streak_kernel(_u(rng, p.length), 0.5, angle + rng.uniform(-p.angle_jitter, p.angle_jitter))
+        # a fixed width draws nothing, so `screen` renders exactly as before the field existed
+        width = p.width[0] if p.width[0] == p.width[1] else _u(rng, p.width)
+        k = streak_kernel(_u(rng, p.length), width, angle + rng.uniform(-p.angle_jitter, p.angle_jitter))
         layer = convolve(noise, (k / k.sum()).astype(np.float32), mode="reflect")
         layer /= max(float(layer.max()), 1e-6)
         lo = _u(rng, p.levels)

@@ -87,10 +87,11 @@ def score(model, sets: list[ValSet], device=None, on_image=None) -> ValScores:
     return res
 
 
-def difference(a: ValScores, b: ValScores) -> dict:
+def difference(a: ValScores, b: ValScores, exclude=()) -> dict:
     """b - a on the aggregate, with its standard error over images: per kind, the SE of the mean
-    of the paired per-image differences; the aggregate's SE combines the kinds' (independent)."""
-    kinds = [k for k in a.psnr if a.rain[k] and k in b.psnr]
+    of the paired per-image differences; the aggregate's SE combines the kinds' (independent).
+    `exclude`: kinds left out of the aggregate (e.g. one a branch trains on)."""
+    kinds = [k for k in a.psnr if a.rain[k] and k in b.psnr and k not in exclude]
     diffs, ses = {}, []
     for k in kinds:
         d = np.asarray(b.psnr[k]) - np.asarray(a.psnr[k])
