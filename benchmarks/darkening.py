@@ -16,7 +16,6 @@ Default precision of the command line would be bf16 on some CPUs; this measures 
 the same on every CPU. `--update-figures` writes the results into src/fclip_derain/figures.json,
 which the docs quote (the shipped model only).
 """
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from heavy_rain import held_out_backgrounds
 from prenet_side_by_side import DATA, real_images
 
-from fclip_derain import Derainer
+from fclip_derain import Derainer, figures
 from fclip_derain.data.io import load_image
 from fclip_derain.data.pairing import list_images
 from fclip_derain.metrics.rain_stats import luminance
@@ -56,14 +55,7 @@ def summary(changes: dict) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", help="default: the shipped model")
-    ap.add_argument("--json")
-    ap.add_argument("--update-figures", action="store_true",
-                    help="write the results into src/fclip_derain/figures.json (the shipped model only)")
-    args = ap.parse_args()
-    if args.update_figures and args.checkpoint:
-        raise SystemExit("--update-figures measures the shipped model: leave --checkpoint out")
+    args = figures.benchmark_args("the results")
     torch.set_num_threads(1)
     d = Derainer(args.checkpoint, device="cpu", half=False)
     report = {}
@@ -80,7 +72,6 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if args.update_figures:
-        from fclip_derain import figures
         figures.update("darkening", {
             "measure": "mean luminance change, output - input, grey levels (0-255); fp32, one thread",
             "command": "python benchmarks/darkening.py --update-figures", "sets": report},

@@ -7,7 +7,6 @@ ensemble=N)`: Y-PSNR / SSIM and seconds per image (one thread, fp32), all in one
 `--update-figures` writes the gains into src/fclip_derain/figures.json, which `derain --help`
 and the docs quote (the shipped model only).
 """
-import argparse
 import json
 import time
 from pathlib import Path
@@ -16,21 +15,14 @@ import numpy as np
 import torch
 from heavy_rain import held_out_pairs
 
-from fclip_derain import Derainer
+from fclip_derain import Derainer, figures
 from fclip_derain.data.io import load_image
 from fclip_derain.options import ENSEMBLE_FLIPS
 from fclip_derain.metrics import psnr_y, ssim_y
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", help="default: the shipped model")
-    ap.add_argument("--json")
-    ap.add_argument("--update-figures", action="store_true",
-                    help="write the gains into src/fclip_derain/figures.json (the shipped model only)")
-    args = ap.parse_args()
-    if args.update_figures and args.checkpoint:
-        raise SystemExit("--update-figures measures the shipped model: leave --checkpoint out")
+    args = figures.benchmark_args("the gains")
     torch.set_num_threads(1)
     pairs = held_out_pairs()
     data = [(load_image(p.input), load_image(p.target)) for p in pairs]
@@ -48,7 +40,6 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if args.update_figures:
-        from fclip_derain import figures
         res = report["results"]
         figures.update("ensemble", {
             "images": f"the {len(data)} held-out RainTrainL validation pairs",

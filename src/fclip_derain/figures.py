@@ -26,6 +26,21 @@ def load() -> dict:
         return {}
 
 
+def benchmark_args(what: str):
+    """The arguments every figure-writing benchmark takes (--checkpoint, --json, --update-figures),
+    parsed, with the one check they share: figures describe the shipped model only."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", help="default: the shipped model")
+    ap.add_argument("--json")
+    ap.add_argument("--update-figures", action="store_true",
+                    help=f"write {what} into src/fclip_derain/figures.json (the shipped model only)")
+    args = ap.parse_args()
+    if args.update_figures and args.checkpoint:
+        ap.error("--update-figures measures the shipped model: leave --checkpoint out")
+    return args
+
+
 def update(section: str, data: dict, model_version: str, path: Path = FIGURES) -> None:
     """Replace one section (with the version of the model it measured), atomically."""
     from .data.io import atomic_write
