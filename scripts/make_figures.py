@@ -62,9 +62,9 @@ def main():
                                      label(zoom(pr), "PReNet 2x")], 1))
     Image.fromarray(np.concatenate(rows, 0)).save(out / "real_rain.png", optimize=True)
     Image.fromarray(np.concatenate(crops, 0)).save(out / "real_rain_crops.png", optimize=True)
-    heavy_real_rain(ours, prenet, out / "heavy_real_rain.png")
+    heavy_real_rain(ours, prenet, out / "heavy_real_rain.jpg")
     print("wrote", out / "rain100l_crops.png", out / "real_rain.png", out / "real_rain_crops.png",
-          out / "heavy_real_rain.png")
+          out / "heavy_real_rain.jpg")
 
 
 # dense, bright or thick real rain, picked by eye from the real sets for this figure only
@@ -85,7 +85,8 @@ def heavy_real_rain(ours, prenet_l, path):
         rows.append(np.concatenate([label(o, n) for o, n in zip(outs, names)], 1))
         zoom = lambda im: np.asarray(Image.fromarray(im[60:180, 90:270]).resize((360, 240), Image.NEAREST))
         rows.append(np.concatenate([label(zoom(o), n + " 2x") for o, n in zip(outs, names)], 1))
-    Image.fromarray(np.concatenate(rows, 0)).save(path, optimize=True)
+    # JPEG: 24 full frames and crops would be 3.3 MB as PNG, 1.1 MB here with the streaks still visible
+    Image.fromarray(np.concatenate(rows, 0)).save(path, quality=88, optimize=True)
 
 
 if __name__ == "__main__":
