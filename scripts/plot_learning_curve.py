@@ -54,8 +54,9 @@ def write_curve(curve: dict, path: Path) -> None:
 
 
 def plot(curve: dict, out: Path) -> None:
-    fig, ax = plt.subplots(1, 3, figsize=(15, 3.8), gridspec_kw={"width_ratios": [2, 2, 1]})
+    fig, ax = plt.subplots(1, 3, figsize=(15, 5.6), gridspec_kw={"width_ratios": [2, 2, 1]})
     it0 = hours0 = 0.0
+    shipped_aggregate = None
     for s in curve["stages"]:
         its = [it0 + i for i, _ in s["val"]]
         hours = [hours0 + s["cpu_hours"] * i / s["iterations"] for i, _ in s["val"]]
@@ -66,6 +67,9 @@ def plot(curve: dict, out: Path) -> None:
         if s.get("aggregate"):
             ax[2].plot([hours0 + s["cpu_hours"] * i / s["iterations"] for i, _ in s["aggregate"]],
                        [v for _, v in s["aggregate"]], "o-", markersize=3, color=line.get_color())
+            if s["shipped"].startswith("v"):
+                # the shipped decayed weights are the stage's last point; later stages must beat it
+                shipped_aggregate = (s["shipped"], s["aggregate"][-1][1])
         for a, x in ((ax[0], it0), (ax[1], hours0)):
             if s["stage"]:
                 a.axvline(x, color="grey", linestyle="--", linewidth=1)
@@ -76,8 +80,14 @@ def plot(curve: dict, out: Path) -> None:
     ax[1].sharey(ax[0])
     ax[2].set(xlabel="CPU-hours (all stages)", title="aggregate over 8 rain kinds (stage 15 on)")
     ax[2].title.set_fontsize(8)
-    ax[0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    if shipped_aggregate:
+        name, value = shipped_aggregate
+        ax[2].axhline(value, color="black", linestyle=":", linewidth=1)
+        ax[2].annotate(f"{name} (shipped) {value:.2f}", (ax[2].get_xlim()[0], value), fontsize=7,
+                       xytext=(2, 3), textcoords="offset points")
+    # below the panels: inside one it hid the early stages' points
+    fig.legend(*ax[0].get_legend_handles_labels(), fontsize=7, loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
 
