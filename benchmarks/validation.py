@@ -4,6 +4,10 @@ per kind, with the standard error of each candidate's difference from the first 
     python benchmarks/validation.py --config configs/experiments/heavy-rain/v15.yaml \
         v14=default C=runs/s15-v15/best.safetensors F=runs/s15-v15-full4/best.safetensors --json campaign/results/x.json
 
+A checkpoint `routed` is the routed default model (the light and heavy experts and the router as
+shipped); `routed:HEAVY[:ROUTER]` the same with another heavy expert (and router); `default` the
+light expert (v15) alone.
+
 The validation is the one training uses (fclip_derain.train.validation): the same held-out
 backgrounds and seeds, fp32, one forward pass. The aggregate is the mean over the kinds with rain;
 `se` is the standard error of the paired per-image difference (kinds independent).
@@ -18,6 +22,7 @@ import torch
 
 from fclip_derain.benchmark import cpu_model
 from fclip_derain.models import load_model
+from fclip_derain.models.loading import load_routed
 from fclip_derain.train.config import load_config
 from fclip_derain.train.loop import build_data
 from fclip_derain.train.validation import ValScores, difference, score
@@ -35,7 +40,11 @@ def main():
     scores: dict[str, ValScores] = {}
     for item in args.models:
         label, _, ckpt = item.partition("=")
-        model = load_model(None if ckpt in ("", "default") else ckpt).eval()
+        if ckpt.startswith("routed"):
+            heavy, _, router = ckpt.partition(":")[2].partition(":")
+            model = load_routed("cpu", heavy=heavy or None, router=router or None).eval()
+        else:
+            model = load_model(None if ckpt in ("", "default") else ckpt).eval()
         with torch.inference_mode():
             scores[label] = score(model, sets)
         print(f"{label}: aggregate {scores[label].aggregate():.3f}", file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from .data.io import writable_dir, writable_file
 from .data.synth import PRESET_NAMES
 from .errors import FclipError
-from .options import ENGINES, ENSEMBLE_FLIPS, MIN_TILE_ARG, MIN_WORK_SIZE, PRECISIONS, WORK_SIZE, check_tile
+from .options import ENGINES, ENSEMBLE_FLIPS, MIN_TILE_ARG, MIN_WORK_SIZE, PRECISIONS, RAIN_MODES, WORK_SIZE, check_tile
 
 
 def _eprint(*a):
@@ -31,7 +31,7 @@ def cmd_derain(args) -> int:
         checkpoint=args.checkpoint, device=args.device, precision=args.precision, tile=args.tile,
         tile_overlap=args.tile_overlap, ray_address=args.ray_address, workers=args.workers,
         work_size=args.work_size, ensemble=args.ensemble, per_frame=args.per_frame, sequence=args.sequence,
-        threads=args.threads, progress=not args.quiet)
+        threads=args.threads, rain=args.rain, progress=not args.quiet)
     if not report.found:  # nothing to derain: the reasons, without a summary of zeros
         for e in report.failed:
             _eprint(f"error: {e}")
@@ -70,19 +70,20 @@ def cmd_eval(args) -> int:
         writable_dir(args.save_images, "--save-images")
     # full resolution whatever the image size: the papers' protocol scores the network itself
     d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile, work_size=None,
-                 ensemble=args.ensemble)
+                 ensemble=args.ensemble, rain=args.rain)
     rows, per_image, failed = [], {}, 0
     for name, root in _parse_sets(args.datasets):
         pairs = pairs_from(root, allow_unpaired=args.allow_unpaired, warn=_eprint)
         save = Path(args.save_images) / name if args.save_images else None
-        res = evaluate_model(d.derain, pairs, name, save, progress=not args.quiet)
+        res = evaluate_model(d.derain, pairs, name, save, progress=not args.quiet,
+                             annotate=(lambda: {"route": d.last_routes[0]}) if d.routed else None)
         rows.append(res.summary(keys))
         per_image[name] = res.per_image
         for e in res.failed:
             _eprint(f"  failed: {e}")
         failed += len(res.failed)
     rows = with_average(rows, keys)
-    print(format_table(rows, keys))
+    print(format_table(rows, keys + (["routes"] if d.routed else [])))
     write_reports(rows, per_image, args.json, args.csv)
     return 1 if failed else 0
 
@@ -201,7 +202,7 @@ def cmd_serve(args) -> int:
     from .inference import Derainer
     from .serve.app import serve
     d = Derainer(args.checkpoint, device=args.device, half=_half(args), work_size=args.work_size,
-                 ensemble=args.ensemble)
+                 ensemble=args.ensemble, rain=args.rain)
     serve(d, host=args.host, port=args.port, max_bytes=args.max_mb * 2 ** 20,
           max_pixels=int(args.max_mp * 1e6), max_queue=args.max_queue)
     return 0
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"tile side in pixels for large images, at least {MIN_TILE_ARG} (default: "
                              "automatic, sized from free memory)")
         _ensemble_arg(sp)
+        _rain_arg(sp)
         _threads_arg(sp)
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -342,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     _precision_args(s)
     _work_size_arg(s)
     _ensemble_arg(s)
+    _rain_arg(s)
     _threads_arg(s)
     s.set_defaults(fn=cmd_serve)
 
@@ -387,6 +390,13 @@ def _work_size_arg(sp):
                     help=f"derain images larger than N px (long side) at N px, where rain has the size the "
                          f"model learnt, and take the removed rain back to full resolution; `full`: derain "
                          f"at the image's own size (default: {WORK_SIZE}; docs/work-size.md)")
+
+
+def _rain_arg(sp):
+    sp.add_argument("--rain", choices=list(RAIN_MODES), default="auto",
+                    help="which expert of the default model derains: auto (a rain-density head on the encoder "
+                         "picks per image, and blends both where unsure), light or heavy (default: auto; "
+                         "docs/model-card.md)")
 
 
 def _ensemble_arg(sp):

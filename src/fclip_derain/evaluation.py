@@ -31,8 +31,12 @@ class SetResult:
         return float(np.mean(vals)) if vals else float("nan")
 
     def summary(self, keys) -> dict:
-        return {"dataset": self.name, "images": len(self.per_image), "failed": len(self.failed),
-                **{k: self.mean(k) for k in keys}}
+        out = {"dataset": self.name, "images": len(self.per_image), "failed": len(self.failed),
+               **{k: self.mean(k) for k in keys}}
+        routes = [r["route"] for r in self.per_image if "route" in r]
+        if routes:  # the routed default model: how many images went to each expert
+            out["routes"] = ", ".join(f"{k} {routes.count(k)}" for k in ("light", "blend", "heavy") if k in routes)
+        return out
 
 
 def score_pair(pred: np.ndarray, target: np.ndarray, name: str, extra=()) -> dict:
@@ -62,8 +66,9 @@ def model_derain(model, device=None):
 
 
 def evaluate_model(derain, pairs: list[Pair], name: str, save_dir: str | Path | None = None,
-                   progress: bool = True, extra=()) -> SetResult:
-    """`derain(uint8 HxWx3) -> uint8 HxWx3`. Outputs are written as PNG and re-read before scoring."""
+                   progress: bool = True, extra=(), annotate=None) -> SetResult:
+    """`derain(uint8 HxWx3) -> uint8 HxWx3`. Outputs are written as PNG and re-read before scoring.
+    `annotate()`: fields added to each image's record after its derain (e.g. the expert that ran)."""
     res = SetResult(name)
     tmp = None
     if save_dir is None:
@@ -76,7 +81,8 @@ def evaluate_model(derain, pairs: list[Pair], name: str, save_dir: str | Path | 
             try:
                 out = derain(load_image(p.input))
                 path = save_image(save_dir / f"{p.input.stem}.png", out)
-                res.per_image.append(score_pair(load_image(path), load_image(p.target), p.input.name, extra))
+                rec = score_pair(load_image(path), load_image(p.target), p.input.name, extra)
+                res.per_image.append({**rec, **(annotate() if annotate else {})})
             except (ImageError, FclipError) as e:
                 res.failed.append(str(e))
     finally:
@@ -113,6 +119,8 @@ def format_table(rows: list[dict], keys: list[str]) -> str:
 
 
 def _fmt(k, v):
+    if isinstance(v, str):
+        return v
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "-"
     return f"{v:.4f}" if k in ("ssim", "lpips") else f"{v:.2f}" if k == "psnr" else f"{v:.3f}"
@@ -125,6 +133,7 @@ def with_average(rows: list[dict], keys: list[str]) -> list[dict]:
     for k in keys:
         avg[k] = float(np.mean([r[k] for r in rows]))
     return rows + [avg]
+
 
 
 def write_reports(rows: list[dict], per_image: dict, json_path=None, csv_path=None):

@@ -28,6 +28,19 @@ MIN_WORK_SIZE = 64
 ENSEMBLE_FLIPS = {1: [()], 2: [(), (-1,)], 4: [(), (-1,), (-2,), (-2, -1)]}
 
 
+# Which expert of the default model derains an image (models/routing.py): auto lets the
+# rain-density head decide per image; light and heavy force one.
+RAIN_MODES = ("auto", "light", "heavy")
+
+
+def check_rain(rain: str, routed: bool = True) -> None:
+    if rain not in RAIN_MODES:
+        raise FclipError(f"--rain {rain}: choose one of {', '.join(RAIN_MODES)}")
+    if rain != "auto" and not routed:
+        raise FclipError(f"--rain {rain}: picks one of the default model's two experts; a --checkpoint "
+                         "model has only one (leave --rain out)")
+
+
 def check_tile(tile: int | None, overlap: int = 32) -> None:
     if tile is None:
         return

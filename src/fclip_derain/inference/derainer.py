@@ -11,8 +11,9 @@ from PIL import Image
 from ..data.io import quantize
 from ..devices import fast_half, pick_device
 from ..errors import FclipError
-from ..models.loading import load_model
-from ..options import ENSEMBLE_FLIPS, WORK_SIZE, check_ensemble, check_work_size
+from ..models.loading import has_routed_default, load_model, load_routed
+from ..models.routing import RoutedUNet, route_name
+from ..options import ENSEMBLE_FLIPS, WORK_SIZE, check_ensemble, check_rain, check_work_size
 from .tiling import tiled_forward
 
 # Peak working memory of the default model per input pixel in fp32, measured with
@@ -33,19 +34,28 @@ class Derainer:
     removed rain is upsampled back (docs/work-size.md); `work_size=None` derains at full size.
     `ensemble=2` or `4` averages the model over that many mirrored copies of the image (flips, no
     turns: the model learnt upright rain), for higher scores at 2x or 4x the time.
+
+    The default model is two experts behind one frozen encoder, light and heavy rain, and a head
+    that picks per image (models/routing.py); `rain="light"` or `"heavy"` forces one. `routes`
+    counts the choices made so far ({"light": n, "heavy": n, "blend": n}), `last_routes` lists
+    those of the last call, one per image.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "auto", half: bool | None = None,
                  tile: int | None = None, tile_overlap: int = 32, model=None, channels_last: bool = True,
-                 fold_bn: bool = True, work_size: int | None = WORK_SIZE, ensemble: int = 1):
+                 fold_bn: bool = True, work_size: int | None = WORK_SIZE, ensemble: int = 1,
+                 rain: str = "auto"):
         check_work_size(work_size)
         check_ensemble(ensemble)
-        self.work_size, self.ensemble = work_size, ensemble
+        routed = isinstance(model, RoutedUNet) or (model is None and checkpoint is None and has_routed_default())
+        check_rain(rain, routed)
+        self.work_size, self.ensemble, self.rain = work_size, ensemble, rain
+        self.routes, self.last_routes = {"light": 0, "heavy": 0, "blend": 0}, []
         self.device = pick_device(device)
         if model is not None:
             self.model = model.to(self.device).eval()  # the caller's model: not modified beyond layout
         else:
-            self.model = load_model(checkpoint, self.device)
+            self.model = load_routed(self.device) if routed else load_model(checkpoint, self.device)
             if fold_bn:
                 # one pass less per encoder conv: 1.07-1.11x at 1920x1080 (docs/performance.md), outputs within 1e-6
                 self.model.encoder.fold_batchnorm()
@@ -68,6 +78,9 @@ class Derainer:
             else:
                 self.dtype = torch.float16
         self.tile, self.tile_overlap = tile, tile_overlap
+        self.routed = isinstance(self.model, RoutedUNet)
+        if self.routed:
+            self.model.mode = rain
 
     def _tile_for(self, b: int, h: int, w: int) -> int | None:
         if self.tile:
@@ -99,12 +112,22 @@ class Derainer:
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         tile = self._tile_for(x.shape[0], *x.shape[-2:])
+        model, weight = self.model, None
+        if self.routed and (tile or self.ensemble > 1):
+            # decided once on the whole image: its tiles and mirrored copies share one expert
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                weight = self.model.heavy_weight(x)
+            model = lambda t: self.model(t, weight)  # noqa: E731
         y = 0
         for dims in ENSEMBLE_FLIPS[self.ensemble]:  # mirrored copies only: rain stays upright
             xi = x.flip(dims).contiguous(memory_format=self.memory_format) if dims else x
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-                yi = tiled_forward(self.model, xi, tile, self.tile_overlap) if tile else self.model(xi)
+                yi = tiled_forward(model, xi, tile, self.tile_overlap) if tile else model(xi)
             y = y + (yi.float().flip(dims) if dims else yi.float())
+        if self.routed:
+            self.last_routes = [route_name(float(w)) for w in self.model.last_weights]
+            for r in self.last_routes:
+                self.routes[r] += 1
         return y / len(ENSEMBLE_FLIPS[self.ensemble])
 
     def derain(self, image):

@@ -18,6 +18,7 @@ from ..options import (
     check_engine,
     check_ensemble,
     check_precision,
+    check_rain,
     check_tile,
     check_work_size,
 )
@@ -35,6 +36,7 @@ class ModelSpec:
     work_size: int | None = WORK_SIZE
     ensemble: int = 1
     threads: int | None = None  # torch CPU threads; None: as they are (Ray: its share per worker)
+    rain: str = "auto"  # which expert of the default model: auto | light | heavy
 
     def build(self):
         from .derainer import Derainer
@@ -42,7 +44,8 @@ class ModelSpec:
             import torch
             torch.set_num_threads(self.threads)
         return Derainer(self.checkpoint, device=self.device, half=self.half, tile=self.tile,
-                        tile_overlap=self.tile_overlap, work_size=self.work_size, ensemble=self.ensemble)
+                        tile_overlap=self.tile_overlap, work_size=self.work_size, ensemble=self.ensemble,
+                        rain=self.rain)
 
 
 def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -78,7 +81,8 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
                    device: str = "auto", precision: str = "auto", tile: int | None = None, tile_overlap: int = 32,
                    ray_address: str | None = None, workers: int | None = None,
                    work_size: int | None = WORK_SIZE, ensemble: int = 1, threads: int | None = None,
-                   per_frame: bool = False, sequence: bool = False, progress: bool = True) -> DerainReport:
+                   per_frame: bool = False, sequence: bool = False, rain: str = "auto",
+                   progress: bool = True) -> DerainReport:
     """Derain images, folders, globs and videos into `output`, on this process or on Ray.
 
     >>> from fclip_derain import derain_dataset
@@ -91,7 +95,8 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     arguments raise FclipError before any work. `threads`: torch CPU threads per model (None: as
     they are; `fclip_derain.devices.auto_threads()` gives the cores no other program is busy on).
     Videos are derained with their neighbouring frames (docs/video.md); `per_frame=True` derains
-    each frame alone. `sequence=True`: each input is a folder of frames, derained as one clip
+    each frame alone. `rain`: which expert of the default model derains (auto: the rain-density
+    head picks per image; the report counts its choices). `sequence=True`: each input is a folder of frames, derained as one clip
     (inference/sequence.py). With `engine="ray"` every worker reads inputs and
     writes outputs itself, so on a cluster both must be on a filesystem all nodes share.
     """
@@ -103,6 +108,7 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
     check_tile(tile, tile_overlap)
     check_work_size(work_size)
     check_ensemble(ensemble)
+    check_rain(rain, checkpoint is None)
     if sequence and engine != "local":
         raise FclipError("--sequence runs on the local engine: leave out --engine ray")
     if engine == "ray":
@@ -115,7 +121,7 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
         return DerainReport(failed=errors)
     made = missing_dirs(output)  # removed again if nothing is written
     out = writable_dir(output, "-o")
-    spec = ModelSpec(checkpoint, device, PRECISIONS[precision], tile, tile_overlap, work_size, ensemble, threads)
+    spec = ModelSpec(checkpoint, device, PRECISIONS[precision], tile, tile_overlap, work_size, ensemble, threads, rain)
     if sequence:  # each input folder is one clip, its frames derained together
         from .sequence import derain_sequences
         report = derain_sequences(spec, list(inputs), out, fmt=fmt, suffix=suffix, compare=compare,
@@ -132,8 +138,11 @@ def derain_dataset(inputs, output: str | os.PathLike = "derained", *, engine: st
                                      progress=progress, per_frame=per_frame)
     else:
         from .files import derain_files
-        done, failed = derain_files(spec.build(), plan, batch_size=batch_size, compare=compare,
+        derainer = spec.build()
+        done, failed = derain_files(derainer, plan, batch_size=batch_size, compare=compare,
                                     progress=progress, per_frame=per_frame)
+        if derainer.routed:
+            report.routes = dict(derainer.routes)
     report.done += done
     report.failed += failed
     if not report.done:

@@ -15,9 +15,14 @@ class DerainReport:
     done: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
+    # images (frames) sent to each expert of the routed default model; None: one model, no routing
+    routes: dict | None = None
 
     def summary(self) -> str:
-        return f"done: {self.done}, skipped: {self.skipped}, failed: {len(self.failed)}"
+        line = f"done: {self.done}, skipped: {self.skipped}, failed: {len(self.failed)}"
+        if self.routes and any(self.routes.values()):
+            line += " (rain: " + ", ".join(f"{k} {v}" for k, v in self.routes.items() if v) + ")"
+        return line
 
 
 def plan_outputs(files: list[tuple[Path, Path]], out: Path, suffix: str = "", fmt: str | None = None,

@@ -75,6 +75,8 @@ def derain_sequences(spec, folders: list[str], out: Path, *, fmt: str | None = N
             report.done += _derain_clip(derainer, folder, frames, dest_of, compare, per_frame, progress)
         except FclipError as e:
             report.failed.append(str(e))
+    if derainer is not None and derainer.routed:
+        report.routes = dict(derainer.routes)
     return report
 
 

@@ -165,9 +165,12 @@ class FCLIPUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) tensor, got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
         xp = pad_to_multiple(x, self.pad_multiple)
-        feats = self.perturb(self.encoder(xp))
+        return self.decode(xp, self.perturb(self.encoder(xp)), *x.shape[-2:])
+
+    def decode(self, xp: torch.Tensor, feats: list[torch.Tensor], h: int, w: int) -> torch.Tensor:
+        """The decoder alone, on the padded input and its encoder taps (a routed model runs one
+        encoder pass for two decoders: models/routing.py); crops back to h x w."""
         y = self.proj(feats[-1])
         for level, skip in zip(self.levels, [*reversed(feats[:-1]), xp]):
             y = level["up"](level["blocks"](y))

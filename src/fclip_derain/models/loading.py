@@ -11,7 +11,9 @@ from ..weights import read_checkpoint, save_checkpoint
 from .fclip_unet import FCLIPUNet, ModelConfig
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-DEFAULT_CHECKPOINT = PRETRAINED_DIR / "fclip-unet-default.safetensors"
+DEFAULT_CHECKPOINT = PRETRAINED_DIR / "fclip-unet-default.safetensors"  # the light expert (v15)
+HEAVY_CHECKPOINT = PRETRAINED_DIR / "fclip-unet-heavy.safetensors"  # the heavy expert
+ROUTER_CHECKPOINT = PRETRAINED_DIR / "rain-router.safetensors"  # the rain-density head
 
 
 def save_model(model: FCLIPUNet, path: str | os.PathLike, extra: dict | None = None, half: bool = False) -> Path:
@@ -42,3 +44,30 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.
                                f"(sha256 {meta['encoder_sha256'][:12]}..., these are {digest[:12]}...)")
     model.load_trainable_state_dict(tensors)
     return model.eval().to(device)
+
+
+def has_routed_default() -> bool:
+    """Whether this installation holds the heavy expert and the router beside the default model."""
+    return HEAVY_CHECKPOINT.is_file() and ROUTER_CHECKPOINT.is_file()
+
+
+def load_routed(device: str | torch.device = "cpu", light=None, heavy=None, router=None):
+    """The default model as users run it: the light and heavy experts behind one encoder, routed
+    per image by the rain-density head (models/routing.py). Paths default to the shipped files."""
+    from .routing import BAND, RainDensityHead, RoutedUNet
+    light_m = load_model(light or DEFAULT_CHECKPOINT, "cpu")
+    heavy_m = load_model(heavy or HEAVY_CHECKPOINT, "cpu")
+    tensors, cfg, meta = read_checkpoint(router or ROUTER_CHECKPOINT)
+    if cfg.get("kind") != "rain-density-head":
+        raise WeightsError(f"{router or ROUTER_CHECKPOINT} is not a rain-density head (kind {cfg.get('kind')!r})")
+    if meta.get("encoder_sha256") and meta["encoder_sha256"] != light_m.encoder_digest():
+        raise WeightsError(f"{router or ROUTER_CHECKPOINT} was fitted on other encoder weights")
+    head = RainDensityHead(int(cfg["dim"]))
+    head.load_state_dict({k: v.float() for k, v in tensors.items()})
+    band = tuple(json_list(meta.get("band"))) or BAND
+    return RoutedUNet(light_m, heavy_m, head, band).eval().to(device)
+
+
+def json_list(text: str | None) -> list:
+    import json
+    return json.loads(text) if text else []

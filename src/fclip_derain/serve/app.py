@@ -1,6 +1,7 @@
 """`fclip-derain serve`: a web page (upload or drop, before/after slider, download) and a JSON API.
 
-POST /api/derain (multipart field `file`) -> {"width", "height", "ms", "name", "image": "data:image/png;base64,..."}
+POST /api/derain (multipart field `file`) -> {"width", "height", "ms", "name", "rain", "image": "data:image/png;base64,..."}
+(`rain`: the expert of the default model that ran, light, heavy or blend; null for a --checkpoint model)
 GET  /api/health -> {"status": "ok", "model": ...}
 
 Errors are one sentence in `detail`: 400 for a request without the `file` field and for an empty
@@ -145,13 +146,14 @@ def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000
                 t = time.perf_counter()
                 out = derainer.derain(img)
                 ms = (time.perf_counter() - t) * 1e3
+                route = derainer.last_routes[0] if getattr(derainer, "routed", False) else None
             buf = io.BytesIO()
             Image.fromarray(out).save(buf, "PNG", compress_level=1)
-            return out.shape, ms, buf.getvalue()
+            return out.shape, ms, buf.getvalue(), route
 
         waiting["n"] += 1
         try:
-            shape, ms, png = await asyncio.to_thread(work)
+            shape, ms, png, route = await asyncio.to_thread(work)
         except UnsupportedImageError as e:
             raise HTTPException(415, f"{e}; supported: PNG, JPEG, BMP, TIFF, WebP") from None
         except ImageError as e:  # a known format whose bytes are broken (truncated, corrupt)
@@ -159,7 +161,7 @@ def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000
         finally:
             waiting["n"] -= 1
         return JSONResponse({"width": int(shape[1]), "height": int(shape[0]), "ms": round(ms, 1),
-                             "name": name, "image": "data:image/png;base64," + base64.b64encode(png).decode()})
+                             "name": name, "rain": route, "image": "data:image/png;base64," + base64.b64encode(png).decode()})
 
     return app
 

@@ -23,7 +23,9 @@ from ..models.fclip_unet import ModelConfig
 class SourceConfig:
     """One training data source. kind=paired: `root` (input/+target/ or rain/+norain/) or
     `input` + `target` folders. kind=synthetic: rain rendered on the fly over `clean` photos
-    (preset `none`: no rain, the photo is input and target)."""
+    (preset `none`: no rain, the photo is input and target). kind=transplant: the rain layers of
+    the pairs (`root`, or `input` + `target`) composited over the `clean` photos
+    (data/transplant.py; `rain:` takes its fields: layers, gain, mirror)."""
     kind: str = "paired"
     root: str | None = None
     input: str | None = None
@@ -46,6 +48,15 @@ class ValKindConfig:
 
 
 @dataclass
+class ValPairsConfig:
+    """A folder of validation pairs scored as its own kind (e.g. `heavy`: RainTrainH-20/val)."""
+    name: str = ""
+    root: str | None = None
+    input: str | None = None
+    target: str | None = None
+
+
+@dataclass
 class DataConfig:
     train: list[SourceConfig] = field(default_factory=list)
     # validation pairs held out from the first paired source (never Rain100L / Rain12)
@@ -56,6 +67,13 @@ class DataConfig:
     # any, val_psnr (what picks `best`) is the mean over the kinds with rain, the held-out pairs
     # counted as the kind `pairs`, and the rain-free kind (preset none) is reported beside it
     val_synthetic: list[ValKindConfig] = field(default_factory=list)
+    # explicit validation pairs, each its own kind (issue 46: the 5 pairs of Rain100H's generator)
+    val_pairs: list[ValPairsConfig] = field(default_factory=list)
+    # the kinds whose mean is val_psnr (what picks `best`); empty: every kind with rain
+    select: list[str] = field(default_factory=list)
+    # background file stems kept out of every training source (paired targets, clean photos):
+    # the backgrounds of validation pairs that are not held out from a training source
+    exclude: list[str] = field(default_factory=list)
     patch_size: int = 128
     # progressive patches: [[from_iteration, patch_size], ...] (overrides patch_size from then on)
     progressive: list[list[int]] = field(default_factory=list)
@@ -141,12 +159,15 @@ class TrainConfig:
         if not d.train:
             bad("data.train", "needs at least one source", d.train)
         for i, s in enumerate(d.train):
-            if s.kind not in ("paired", "synthetic"):
-                bad(f"data.train[{i}].kind", "must be paired or synthetic", s.kind)
-            if s.kind == "paired" and not (s.root or (s.input and s.target)):
-                bad(f"data.train[{i}]", "a paired source needs root, or input and target", s.root)
-            if s.kind == "synthetic" and not s.clean:
-                bad(f"data.train[{i}].clean", "a synthetic source needs a folder of clean images", s.clean)
+            if s.kind not in ("paired", "synthetic", "transplant"):
+                bad(f"data.train[{i}].kind", "must be paired, synthetic or transplant", s.kind)
+            if s.kind in ("paired", "transplant") and not (s.root or (s.input and s.target)):
+                bad(f"data.train[{i}]", f"a {s.kind} source needs root, or input and target", s.root)
+            if s.kind in ("synthetic", "transplant") and not s.clean:
+                bad(f"data.train[{i}].clean", f"a {s.kind} source needs a folder of clean images", s.clean)
+            if s.kind == "transplant":
+                from ..data.transplant import transplant_params
+                transplant_params(s.rain, f"data.train[{i}].rain")
             if s.kind == "synthetic" and s.preset == NO_RAIN and s.rain:
                 bad(f"data.train[{i}].rain", "preset none renders no rain, so it takes no rain fields", s.rain)
             if s.kind == "synthetic" and s.preset != NO_RAIN:
@@ -186,6 +207,16 @@ class TrainConfig:
                 bad(f"data.val_synthetic[{i}].rain", "preset none renders no rain, so it takes no rain fields", k.rain)
             if k.preset != NO_RAIN:
                 preset_params(k.preset, k.rain, f"data.val_synthetic[{i}].rain")
+        pair_names = [v.name for v in d.val_pairs]
+        for i, v in enumerate(d.val_pairs):
+            if not v.name or v.name in names or pair_names.count(v.name) > 1:
+                bad(f"data.val_pairs[{i}].name", "needs a unique name (not a val_synthetic kind's)", v.name)
+            if not (v.root or (v.input and v.target)):
+                bad(f"data.val_pairs[{i}]", "needs root, or input and target", v.root)
+        known = {"pairs", *names, *pair_names}
+        for k in d.select:
+            if k not in known:
+                bad("data.select", f"names a kind this config does not validate on (known: {', '.join(sorted(known))})", k)
         if d.val_synthetic and not any(s.kind == "synthetic" for s in d.train):
             bad("data.val_synthetic", "needs a synthetic training source (its clean folder gives the held-out backgrounds)", names)
         if not 0 < o.lr < 1:

@@ -37,13 +37,14 @@ class ValScores:
     ssim: dict[str, list[float]] = field(default_factory=dict)
     rain: dict[str, bool] = field(default_factory=dict)
 
-    def aggregate(self, metric: str = "psnr") -> float:
+    def aggregate(self, metric: str = "psnr", select=()) -> float:
+        """Mean over the kinds with rain, or over `select` (data.select) where given."""
         per = getattr(self, metric)
-        kinds = [k for k in per if self.rain[k]]
+        kinds = [k for k in per if (k in select if select else self.rain[k])]
         return float(np.mean([np.mean(per[k]) for k in kinds]))
 
-    def summary(self) -> dict:
-        out = {"val_psnr": self.aggregate("psnr"), "val_ssim": self.aggregate("ssim")}
+    def summary(self, select=()) -> dict:
+        out = {"val_psnr": self.aggregate("psnr", select), "val_ssim": self.aggregate("ssim", select)}
         if len(self.psnr) > 1:
             out.update({f"val_psnr_{k}": float(np.mean(v)) for k, v in self.psnr.items()})
         return out
@@ -64,8 +65,8 @@ def synthetic_sets(kinds, clean_dir: str | Path, held: set[str]) -> list[ValSet]
     return sets
 
 
-def pair_set(pairs) -> ValSet:
-    return ValSet(PAIRS, [load_image(p.input) for p in pairs], [load_image(p.target) for p in pairs])
+def pair_set(pairs, name: str = PAIRS) -> ValSet:
+    return ValSet(name, [load_image(p.input) for p in pairs], [load_image(p.target) for p in pairs])
 
 
 @torch.no_grad()
