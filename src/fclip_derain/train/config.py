@@ -209,8 +209,8 @@ class TrainConfig:
                 preset_params(k.preset, k.rain, f"data.val_synthetic[{i}].rain")
         pair_names = [v.name for v in d.val_pairs]
         for i, v in enumerate(d.val_pairs):
-            if not v.name or v.name in names or pair_names.count(v.name) > 1:
-                bad(f"data.val_pairs[{i}].name", "needs a unique name (not a val_synthetic kind's)", v.name)
+            if not v.name or v.name in ("pairs", *names) or pair_names.count(v.name) > 1:
+                bad(f"data.val_pairs[{i}].name", "needs a unique name (not pairs, nor a val_synthetic kind's)", v.name)
             if not (v.root or (v.input and v.target)):
                 bad(f"data.val_pairs[{i}]", "needs root, or input and target", v.root)
         known = {"pairs", *names, *pair_names}
