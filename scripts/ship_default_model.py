@@ -2,6 +2,10 @@
 validation scores do not move), and write its model card.
 
     python scripts/ship_default_model.py runs/raintrainl-cpu --version 15
+    python scripts/ship_default_model.py runs/s21-T --dest src/fclip_derain/pretrained/fclip-unet-heavy.safetensors
+
+The second form ships the heavy expert of the routed default model (issue 46); its `val_psnr` is
+the run's selection score (`data.select`: the `heavy` validation pairs).
 
 The validation sets are rebuilt from the run's config.yaml exactly as training built them (the
 held-out pairs and any synthetic kinds) and scored with the training's own scorer. The metadata
@@ -25,10 +29,10 @@ from fclip_derain.train.validation import PAIRS, score
 from fclip_derain.weights import read_checkpoint
 
 
-def val_scores(model, sets) -> dict:
+def val_scores(model, sets, select=()) -> dict:
     with torch.inference_mode():
         res = score(model, sets)
-    out = res.summary()
+    out = res.summary(select)
     if PAIRS in res.psnr:
         out["val_psnr_pairs"] = float(np.mean(res.psnr[PAIRS]))
         out["val_ssim_pairs"] = float(np.mean(res.ssim[PAIRS]))
@@ -51,10 +55,10 @@ def main():
     sets = validation_sets(cfg)
     if not sets or sets[0].name != PAIRS:
         raise SystemExit(f"{run / 'config.yaml'}: no held-out pairs to validate on (data.val_holdout is 0)")
-    fp32 = val_scores(model, sets)
+    fp32 = val_scores(model, sets, cfg.data.select)
     tmp = Path(args.dest).with_suffix(".fp16.tmp")
     save_model(model, tmp, half=True)
-    fp16 = val_scores(load_model(tmp), sets)
+    fp16 = val_scores(load_model(tmp), sets, cfg.data.select)
     tmp.unlink()
     # fp16 when the selection scores and the held-out pairs' (what the CI gate checks) do not move
     half = all(abs(fp16[k] - fp32[k]) < (1e-4 if "ssim" in k else 0.01)
