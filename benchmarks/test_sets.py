@@ -1,7 +1,7 @@
 """Rain100L, Rain12 and Rain100H for our models and PReNet-L / PReNet-H, in one table.
 
-    python benchmarks/test_sets.py --ours v15=default --json docs/test-sets.json
-    python benchmarks/test_sets.py --ours v14=runs/v14.safetensors --reuse docs/test-sets.json --json runs/t.json
+    python benchmarks/test_sets.py --ours v15=default --reuse campaign/results/stage15-test-sets-v14-prenet.json --json campaign/results/stage17-test-sets.json
+    python benchmarks/test_sets.py --ours v14=runs/v14.safetensors --reuse campaign/results/stage17-test-sets.json --json runs/t.json
 
 MATLAB-protocol Y PSNR/SSIM on saved uint8 PNGs, one forward pass in fp32, no ensemble, the
 same scoring path as `fclip-derain eval` (fclip_derain.evaluation). PReNet-L is PReNet's public
