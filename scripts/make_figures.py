@@ -1,7 +1,9 @@
 """Figures for the docs: Rain100L crops (input | ours | PReNet | target), real rain before/after
 (input | ours | PReNet), real-rain crops at 2x (nearest-neighbour, so streaks stay visible), and
 dense and thick real rain beside both PReNets (input | ours | PReNet-L | PReNet-H, full frame and
-a 2x crop): PReNet-H was trained on heavy rain (RainTrainH), which we do not have.
+a 2x crop): PReNet-H was trained on heavy rain (RainTrainH, 1800 pairs; we have 18 of them).
+Ours is the routed default model (light and heavy experts, models/routing.py); the heavy-rain
+figure shows what the router chose and, beside it, the heavy expert forced (`--rain heavy`).
 
     python scripts/make_figures.py --out docs/figures
 """
@@ -15,6 +17,8 @@ from PIL import Image, ImageDraw
 from fclip_derain.data.io import load_image, to_float, to_uint8
 from fclip_derain.data.pairing import pairs_from
 from fclip_derain.models import load_model
+from fclip_derain.models.loading import has_routed_default, load_routed
+from fclip_derain.models.routing import route_name
 from fclip_derain.models.prenet import load_prenet
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -40,7 +44,7 @@ def main():
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ours = load_model(args.checkpoint)
+    ours = load_routed() if args.checkpoint is None and has_routed_default() else load_model(args.checkpoint)
     prenet = load_prenet(SHARED / "peers" / "PReNet" / "PReNet6-Rain100L.pth")
     rows = []
     for p in [pp for pp in pairs_from(SHARED / "data" / "Rain100L") if pp.input.stem in ("rain-001", "rain-012", "rain-045")]:
@@ -80,8 +84,15 @@ def heavy_real_rain(ours, prenet_l, path):
         if f.is_dir():  # a video clip: its first frame
             f = sorted(f.iterdir())[0]
         a = np.asarray(Image.fromarray(load_image(f)).resize((360, 240), Image.BICUBIC))
-        outs = [a, run(ours, a), run(prenet_l, a), run(prenet_h, a)]
-        names = ["real rain", "FCLIP-UNet (ours)", "PReNet-L", "PReNet-H"]
+        outs, names = [a, run(ours, a)], ["real rain", "FCLIP-UNet (ours)"]
+        if hasattr(ours, "mode"):  # routed: say which expert ran, and show the heavy one forced
+            names[1] = f"ours, auto: {route_name(float(ours.last_weights[0]))}"
+            ours.mode = "heavy"
+            outs.append(run(ours, a))
+            names.append("ours, heavy expert")
+            ours.mode = "auto"
+        outs += [run(prenet_l, a), run(prenet_h, a)]
+        names += ["PReNet-L", "PReNet-H"]
         rows.append(np.concatenate([label(o, n) for o, n in zip(outs, names)], 1))
         zoom = lambda im: np.asarray(Image.fromarray(im[60:180, 90:270]).resize((360, 240), Image.NEAREST))
         rows.append(np.concatenate([label(zoom(o), n + " 2x") for o, n in zip(outs, names)], 1))

@@ -72,3 +72,35 @@ def test_ship_script_records_what_the_gate_checks(tmp_path):
     _, val = holdout_split(pairs_from(src.root, None, None), int(meta["val_holdout"]), int(meta["val_seed"]))
     got = score(load_model(dest), [pair_set(val)]).summary()["val_psnr"]
     assert abs(got - recorded_pairs_score(meta)) < 1e-6
+
+
+def test_shipped_heavy_expert_scores_what_its_checkpoint_records(data_dir):
+    """The heavy expert of the routed default (issue 46), gated like the light one, on the
+    validation pairs of Rain100H's own generator it was selected on."""
+    from fclip_derain.data.pairing import pairs_from
+    from fclip_derain.models.loading import HEAVY_CHECKPOINT
+    _, _, meta = read_checkpoint(HEAVY_CHECKPOINT)
+    recorded = float(meta["val_psnr_heavy"])
+    pairs = pairs_from(data_dir / "RainTrainH-20" / "val")
+    got = score(load_model(HEAVY_CHECKPOINT), [pair_set(pairs, "heavy")]).summary()["val_psnr"]
+    assert got >= recorded - TOLERANCE_DB, f"heavy expert: {got:.3f} dB, recorded {recorded:.3f}: damaged weights"
+
+
+def test_shipped_router_sends_held_out_light_and_heavy_rain_to_their_experts(data_dir):
+    """The router's choices on validation images it was not fitted on (scripts/train_router.py):
+    the 20 held-out RainTrainL pairs go to the light expert, the 5 RainTrainH-20 validation
+    pairs to the heavy one. A damaged or swapped head fails this."""
+    import torch
+    from fclip_derain.data.io import load_image
+    from fclip_derain.data.pairing import pairs_from
+    from fclip_derain.models.loading import load_routed
+    from fclip_derain.train.router import to_tensor
+    _, _, meta = read_checkpoint(DEFAULT_CHECKPOINT)
+    routed = load_routed("cpu")
+    def weights(paths):
+        with torch.inference_mode():
+            return [float(routed.heavy_weight(to_tensor(load_image(p)))[0]) for p in paths]
+    light = weights([p.input for p in held_out_pairs(data_dir, meta)])
+    heavy = weights([p.input for p in pairs_from(data_dir / "RainTrainH-20" / "val")])
+    assert max(light) == 0.0, f"held-out light rain sent towards the heavy expert: {light}"
+    assert min(heavy) == 1.0, f"heavy validation rain not sent to the heavy expert: {heavy}"

@@ -156,7 +156,7 @@ def cmd_fetch_weights(args) -> int:
 
 def cmd_info(args) -> int:
     from .models.encoders import ENCODERS, weights_available
-    from .models.loading import DEFAULT_CHECKPOINT
+    from .models.loading import DEFAULT_CHECKPOINT, HEAVY_CHECKPOINT, ROUTER_CHECKPOINT, has_routed_default
     from .weights import cache_dir, read_checkpoint
     print(f"fclip-derain {__import__('fclip_derain').__version__}, torch {__import__('torch').__version__}")
     print(f"cache dir: {cache_dir()}")
@@ -167,11 +167,18 @@ def cmd_info(args) -> int:
     print(f"cpu: {cpu_model()}; precision auto on the cpu: "
           f"{'bf16' if fast_half(torch.device('cpu')) else 'fp32'}")
     if DEFAULT_CHECKPOINT.is_file():
-        _, cfg, meta = read_checkpoint(DEFAULT_CHECKPOINT)
-        print(f"default model: {DEFAULT_CHECKPOINT}")
-        version = f"version {meta['version']}, " if "version" in meta else ""
-        print(f"  {version}decoder {cfg.get('block', 'convnext')}, {meta.get('precision', 'fp32')}, encoder "
-              f"{cfg.get('encoder')} (weights sha256 {str(meta.get('encoder_sha256', '?'))[:12]}...)")
+        routed = has_routed_default()
+        print("default model: " + ("two experts behind one encoder, routed per image by a rain-density head "
+                                   "(--rain auto|light|heavy)" if routed else str(DEFAULT_CHECKPOINT)))
+        for name, path in ([("light expert", DEFAULT_CHECKPOINT), ("heavy expert", HEAVY_CHECKPOINT)]
+                           if routed else [("", DEFAULT_CHECKPOINT)]):
+            _, cfg, meta = read_checkpoint(path)
+            version = f"version {meta['version']}, " if "version" in meta else ""
+            print(f"  {name + ': ' if name else ''}{path.name}: {version}decoder {cfg.get('block', 'convnext')}, "
+                  f"{meta.get('precision', 'fp32')}, encoder {cfg.get('encoder')} "
+                  f"(weights sha256 {str(meta.get('encoder_sha256', '?'))[:12]}...)")
+        if routed:
+            print(f"  router: {ROUTER_CHECKPOINT.name}")
     else:
         print(f"default model: {DEFAULT_CHECKPOINT} (missing)")
     print("encoders (weights: where they come from; here: whether they are installed or cached now):")
@@ -188,7 +195,10 @@ def cmd_export(args) -> int:
         raise FclipError("export: give --onnx FILE and/or --torchscript FILE")
     writable_file(args.onnx, "--onnx")
     writable_file(args.torchscript, "--torchscript")
-    model = load_model(args.checkpoint)
+    from .models.loading import HEAVY_CHECKPOINT
+    if args.checkpoint and args.rain == "heavy":
+        raise FclipError("export --rain heavy: picks the default model's heavy expert; leave out --checkpoint")
+    model = load_model(HEAVY_CHECKPOINT if args.rain == "heavy" else args.checkpoint)
     if args.onnx:
         r = export_onnx(model, args.onnx)
         print(f"wrote {r['path']}: onnxruntime vs PyTorch max abs diff {r['max_abs_diff']:.2e} at sizes {r['sizes']}")
@@ -352,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
     s.add_argument("--onnx", help="write an ONNX model to this file")
     s.add_argument("--torchscript", help="write a TorchScript model to this file")
+    s.add_argument("--rain", choices=["light", "heavy"], default="light",
+                   help="which expert of the default model to export: an exported file holds one network, "
+                        "and the router's per-image choice stays in `fclip-derain derain` (default: light)")
     _threads_arg(s)
     s.set_defaults(fn=cmd_export)
 

@@ -14,14 +14,15 @@ from ..models.fclip_unet import pad_to_multiple
 from ..models.routing import RainDensityHead, pooled_taps
 
 
+def to_tensor(a: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1)[None].float() / 255
+
+
 @torch.no_grad()
 def tap_features(encoder, images, pad_multiple: int = 16) -> torch.Tensor:
     """(N, D) pooled taps of HxWx3 uint8 images, one at a time (sizes may differ)."""
-    rows = []
-    for a in images:
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
-        rows.append(pooled_taps(encoder(pad_to_multiple(x, pad_multiple))))
-    return torch.cat(rows)
+    return torch.cat([pooled_taps(encoder(pad_to_multiple(to_tensor(a), pad_multiple))) for a in images])
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-2, steps: int = 200) -> RainDensityHead:
