@@ -10,7 +10,8 @@ masked:
 - photometric error: the aligned neighbour, blurred to ignore thin rain residue, must look like
   frame t;
 - pixels that leave the frame.
-A neighbour whose frame is mostly masked (a scene cut, a flash) is left out entirely.
+A neighbour whose frame is mostly masked (a scene cut, a flash) is left out entirely. Frames
+under MIN_FLOW_SIDE pixels on a side are not fused: each comes out as its per-frame output.
 
 The fusion is the one measured best on the project's synthetic rain clips
 (benchmarks/video_temporal.py, docs/video.md): a confidence-weighted average over the aligned
@@ -43,6 +44,13 @@ def _cv2():
     except ImportError:
         raise FclipError("temporal video deraining needs OpenCV: pip install 'fclip-derain[video]' "
                          "(or use --per-frame)") from None
+
+
+# OpenCV's DIS (5.1) refuses frames under 12 px, and kills the process (a segfault, nothing to
+# catch) on wide frames under 16 px high with the `medium` preset or under 32 px with `fast` and
+# `ultrafast`, so below this side no flow is computed. Frames that small hold too little texture
+# for flow to follow anyway.
+MIN_FLOW_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,8 @@ def temporal_stream(derain: Callable[[np.ndarray], np.ndarray], frames: Iterable
                     params: FusionParams = FusionParams()) -> Iterator[np.ndarray]:
     """Derain each frame with `derain` (uint8 HxWx3 -> same) and yield the fused frames in
     order. Holds at most 2 radius + 1 frames (inputs, outputs and their flows) at a time: frame t
-    comes out once frame t + radius has been read."""
+    comes out once frame t + radius has been read. A clip whose frames are under MIN_FLOW_SIDE
+    on a side comes out frame by frame, as `derain` makes it."""
     r = params.radius
     flows = FlowCache(params.flow_preset)
     inputs, outputs = {}, {}
@@ -179,6 +188,9 @@ def temporal_stream(derain: Callable[[np.ndarray], np.ndarray], frames: Iterable
         elif frame.shape != shape:
             raise FclipError(f"frame {n}: size {frame.shape[1]}x{frame.shape[0]} differs from the clip's "
                              f"{shape[1]}x{shape[0]}")
+        if min(shape[:2]) < MIN_FLOW_SIDE:
+            yield derain(frame)
+            continue
         inputs[n], outputs[n] = frame, derain(frame)
         flows.add(n, outputs[n] if params.flow_on == "outputs" else frame)
         pending.append(n)
