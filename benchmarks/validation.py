@@ -33,6 +33,9 @@ def main():
     ap.add_argument("--config", required=True, help="a training config with data.val_synthetic")
     ap.add_argument("models", nargs="+", metavar="LABEL=CHECKPOINT", help="'default' for the shipped model")
     ap.add_argument("--json")
+    ap.add_argument("--oracle", nargs=2, metavar=("A", "B"),
+                    help="also report the per-image best of two candidates (what a perfect router between "
+                         "them would score), as the candidate `oracle`")
     ap.add_argument("--without", nargs="+", default=[], metavar="KIND",
                     help="also report every difference without these kinds (a kind a branch trains on)")
     args = ap.parse_args()
@@ -48,6 +51,12 @@ def main():
         with torch.inference_mode():
             scores[label] = score(model, sets)
         print(f"{label}: aggregate {scores[label].aggregate():.3f}", file=sys.stderr, flush=True)
+    if args.oracle:
+        a, b = (scores[k] for k in args.oracle)
+        best = lambda k: np.argmax([a.psnr[k], b.psnr[k]], axis=0)  # noqa: E731
+        scores["oracle"] = ValScores(
+            psnr={k: np.maximum(a.psnr[k], b.psnr[k]).tolist() for k in a.psnr},
+            ssim={k: np.choose(best(k), [a.ssim[k], b.ssim[k]]).tolist() for k in a.psnr}, rain=a.rain)
     labels = list(scores)
     base = labels[0]
     kinds = list(scores[base].psnr)
@@ -60,7 +69,7 @@ def main():
         diff_cell = f"{d['aggregate']:+.3f} ({d['se']:.3f})" if d else "-"
         print(f"| {label} | {s.aggregate():.2f} | " + " | ".join(f"{np.mean(s.psnr[k]):.2f}" for k in kinds)
               + f" | {diff_cell} |")
-        report["models"][label] = {"checkpoint": dict(i.partition("=")[::2] for i in args.models)[label],
+        report["models"][label] = {"checkpoint": dict(i.partition("=")[::2] for i in args.models).get(label, label),
                                    "aggregate_psnr": s.aggregate(), "aggregate_ssim": s.aggregate("ssim"),
                                    "psnr": {k: float(np.mean(v)) for k, v in s.psnr.items()},
                                    "ssim": {k: float(np.mean(v)) for k, v in s.ssim.items()},

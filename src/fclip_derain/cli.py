@@ -275,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "docs/video.md)")
     s.add_argument("--sequence", action="store_true",
                    help="each INPUT is a folder of frames, sorted by name, derained as one clip like a video; "
-                        "each frame is written under its own name")
+                        "each frame is written under its own name; with several INPUTs, each clip's frames go to a folder "
+                        "of its name in -o")
     s.add_argument("--engine", choices=list(ENGINES), default="local",
                    help="local: this process; ray: a pool of workers, each loading the model once, on this "
                         "machine or a Ray cluster (pip install 'fclip-derain[ray]'; docs/scale-out.md)")
