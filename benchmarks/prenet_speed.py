@@ -41,6 +41,8 @@ def median_s(fn, repeats: int) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default=None, help="ours (default: the shipped model)")
+    ap.add_argument("--heavy-checkpoint", default=None,
+                    help="the routed default with this heavy expert instead of the shipped one (a candidate)")
     ap.add_argument("--prenet", default=str(PEERS / "PReNet6-Rain100L.pth"))
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json")
@@ -49,7 +51,13 @@ def main():
     images = {"light": load_image(data / "RainTrainL" / "input" / "120093.png"),
               "heavy": load_image(data / "RainTrainH-20" / "val" / "input" / "heavy-v1.png")}
     x = torch.rand(1, 3, 321, 481)
-    ours = Derainer(args.checkpoint)
+    if args.heavy_checkpoint:
+        from fclip_derain.models.loading import load_routed
+        routed = load_routed(heavy=args.heavy_checkpoint)
+        routed.encoder.fold_batchnorm()  # as Derainer() does for the models it loads itself
+        ours = Derainer(model=routed)
+    else:
+        ours = Derainer(args.checkpoint)
     plain = load_model(args.checkpoint).eval()
     prenet = load_prenet(args.prenet).eval()
 
@@ -83,7 +91,7 @@ def main():
            "speedup_light": peer_best[0] / res["ours Derainer default, light-rain image"],
            "speedup_heavy": peer_best[0] / res["ours Derainer default, heavy-rain image"],
            "speedup_plain_fp32": res["PReNet fp32"] / res["ours plain fp32"],
-           "ours_precision": str(ours.dtype or "fp32"), "checkpoint": args.checkpoint or "default",
+           "ours_precision": str(ours.dtype or "fp32"), "checkpoint": args.checkpoint or "default", "heavy_checkpoint": args.heavy_checkpoint,
            "cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
            "repeats": args.repeats}
     print(json.dumps(out, indent=2))
