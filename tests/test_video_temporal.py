@@ -245,7 +245,7 @@ def test_sequence_bad_input_is_one_clear_error(ckpt, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "b.png: frame size 48x30 differs from a.png's 48x32" in err and "Traceback" not in err
     assert not out.exists()  # checked before any work: nothing written, no empty folder left
-    assert main(["derain", str(src / "a.png"), "--sequence", "-o", str(out), "-c", ckpt]) == 1
+    assert main(["derain", str(src / "a.png"), "--sequence", "-o", str(out), "-c", ckpt]) == 2  # a usage error
     assert "--sequence takes folders of frames" in capsys.readouterr().err
     assert main(["derain", str(src), "--sequence", "--engine", "ray", "-o", str(out), "-c", ckpt]) == 2
     assert "local engine" in capsys.readouterr().err

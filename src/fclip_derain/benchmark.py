@@ -166,14 +166,7 @@ def end_to_end_times(derainer, w: int, h: int, repeats: int) -> tuple[list[float
 
 def run_benchmark(args) -> int:
     from .inference import Derainer
-    sizes = []
-    for s in args.sizes.split(","):
-        try:
-            w, h = (int(v) for v in s.lower().split("x"))
-        except ValueError:
-            from .errors import FclipError
-            raise FclipError(f"--sizes: {s!r} is not WxH") from None
-        sizes.append((w, h))
+    sizes = args.sizes  # [(w, h)], parsed and checked by the CLI before torch loads
     from .options import PRECISIONS
     half = PRECISIONS[getattr(args, "precision", "auto")]
     say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731

@@ -1,7 +1,13 @@
 """`fclip-derain`: derain, eval, metrics, train, synth, fetch-weights, info, benchmark.
 
-Every user-caused error is printed as one line `error: ...` with exit code 2 (bad usage) or
-1 (some items failed); a stack trace means a bug.
+Every user-caused error is one line, and the exit status follows one rule (EXIT_STATUS, shown
+by `--help`): 2 with `error: ...` lines when the command stopped (argparse's own usage errors
+included), 1 when it ran to the end but some inputs failed (one `failed: ...` line each), 0 when
+all is done. A stack trace means a bug.
+
+Each command checks its arguments first and only then imports torch and loads a model (torch's
+import alone takes 3-4 s on a small CPU): a typo costs a second, not a model load. The checks
+that need no torch (paths, files, values) therefore run before `_start_threads`.
 """
 from __future__ import annotations
 
@@ -14,28 +20,72 @@ from pathlib import Path
 from .data.io import writable_dir, writable_file
 from .data.synth import PRESET_NAMES
 from .errors import FclipError
-from .options import ENGINES, ENSEMBLE_FLIPS, MIN_TILE_ARG, MIN_WORK_SIZE, PRECISIONS, RAIN_MODES, WORK_SIZE, check_tile
+from .options import (
+    ENGINES,
+    ENSEMBLE_FLIPS,
+    MIN_TILE_ARG,
+    MIN_WORK_SIZE,
+    PRECISIONS,
+    RAIN_MODES,
+    WORK_SIZE,
+    check_rain,
+    check_tile,
+)
+
+
+EXIT_STATUS = """exit status, the same for every command:
+  0  done: every input derained, scored or written
+  1  ran to the end, but some inputs failed: one `failed: ...` line each, the others done
+  2  stopped, one `error: ...` line per problem: a usage or argument error (a missing input,
+     an empty folder, -o naming a file, an unwritable --json, a missing checkpoint), found
+     before any model loads; or a broken checkpoint or config, or a missing extra
+  130 interrupted (Ctrl-C)"""
 
 
 def _eprint(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def _start_threads(args) -> int:
+    """Set torch's CPU threads (--threads, else automatic); the first torch import, so it comes
+    after a command's argument checks."""
+    from .devices import set_threads
+    return set_threads(args.threads)
+
+
+def _check_checkpoint(args) -> None:
+    from .inference.jobs import check_checkpoint
+    check_checkpoint(args.checkpoint)
+
+
+def _folder(path, flag: str) -> Path:
+    p = Path(path)
+    if not p.is_dir():
+        raise FclipError(f"{flag} {p}: {'not a folder' if p.exists() else 'no such folder'}")
+    return p
+
+
 # ---------------------------------------------------------------- derain
 
 def cmd_derain(args) -> int:
     from .inference.jobs import derain_dataset
+
+    def start():  # the arguments passed: now torch, and the threads the model will use
+        if args.engine == "ray":
+            return  # each worker sets its own (its share of its node, or --threads)
+        n = _start_threads(args)
+        if args.threads is None and not args.quiet and args.device in ("auto", "cpu"):
+            why = ("OMP_NUM_THREADS" if os.environ.get("OMP_NUM_THREADS", "").strip().isdigit()
+                   else "automatic: the cores no other program is busy on")
+            _eprint(f"threads: {n} ({why}; --threads N to choose)")
+
     report = derain_dataset(
         args.inputs, args.output, engine=args.engine, recursive=args.recursive, fmt=args.format,
         suffix=args.suffix, compare=args.compare, skip_existing=args.skip_existing, batch_size=args.batch_size,
         checkpoint=args.checkpoint, device=args.device, precision=args.precision, tile=args.tile,
         tile_overlap=args.tile_overlap, ray_address=args.ray_address, workers=args.workers,
         work_size=args.work_size, ensemble=args.ensemble, per_frame=args.per_frame, sequence=args.sequence,
-        threads=args.threads, rain=args.rain, progress=not args.quiet)
-    if not report.found:  # nothing to derain: the reasons, without a summary of zeros
-        for e in report.failed:
-            _eprint(f"error: {e}")
-        return 1
+        threads=args.threads, rain=args.rain, progress=not args.quiet, on_start=start)
     _eprint(report.summary())
     for e in report.failed:
         _eprint(f"  failed: {e}")
@@ -59,21 +109,25 @@ def _parse_sets(items: list[str]) -> list[tuple[str, Path]]:
 
 def cmd_eval(args) -> int:
     from .data.pairing import pairs_from
-    from .evaluation import evaluate_model, format_table, with_average, write_reports
-    from .inference import Derainer
 
     keys = ["psnr", "ssim"]
     _check_tile(args)
+    check_rain(args.rain, args.checkpoint is None)
+    _check_checkpoint(args)
     writable_file(args.json, "--json")
     writable_file(args.csv, "--csv")
+    sets = [(name, pairs_from(root, allow_unpaired=args.allow_unpaired, warn=_eprint))
+            for name, root in _parse_sets(args.datasets)]
     if args.save_images:
         writable_dir(args.save_images, "--save-images")
+    _start_threads(args)
+    from .evaluation import evaluate_model, format_table, with_average, write_reports
+    from .inference import Derainer
     # full resolution whatever the image size: the papers' protocol scores the network itself
     d = Derainer(args.checkpoint, device=args.device, half=_half(args), tile=args.tile, work_size=None,
                  ensemble=args.ensemble, rain=args.rain)
     rows, per_image, failed = [], {}, 0
-    for name, root in _parse_sets(args.datasets):
-        pairs = pairs_from(root, allow_unpaired=args.allow_unpaired, warn=_eprint)
+    for name, pairs in sets:
         save = Path(args.save_images) / name if args.save_images else None
         res = evaluate_model(d.derain, pairs, name, save, progress=not args.quiet,
                              annotate=(lambda: {"route": d.last_routes[0]}) if d.routed else None)
@@ -89,10 +143,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    from .evaluation import format_table, score_folders, write_reports
+    from .data.pairing import pair_folders
     keys = ["psnr", "ssim"]
+    # pairing again inside score_folders costs a folder listing; its errors are worth having before torch
+    pair_folders(_folder(args.pred, "--pred"), _folder(args.target, "--target"))
     writable_file(args.json, "--json")
     writable_file(args.csv, "--csv")
+    _start_threads(args)
+    from .evaluation import format_table, score_folders, write_reports
     res = score_folders(args.pred, args.target, name=Path(args.pred).name, progress=not args.quiet)
     rows = [res.summary(keys)]
     print(format_table(rows, keys))
@@ -121,8 +179,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from .data.io import no_images_found
+    from .data.pairing import list_images
     from .data.synth import synthesize
+    if not list_images(_folder(args.clean, "--clean")):
+        raise FclipError(f"--clean {no_images_found(args.clean)}")
     writable_dir(args.output, "-o")
+    _start_threads(args)
     return synthesize(args.clean, args.output, args.preset, args.copies, args.seed, progress=not args.quiet)
 
 
@@ -189,26 +252,43 @@ def cmd_info(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_onnx, export_torchscript
-    from .models import load_model
+    import importlib.util
     if not (args.onnx or args.torchscript):
         raise FclipError("export: give --onnx FILE and/or --torchscript FILE")
-    writable_file(args.onnx, "--onnx")
-    writable_file(args.torchscript, "--torchscript")
-    from .models.loading import HEAVY_CHECKPOINT
     if args.checkpoint and args.rain == "heavy":
         raise FclipError("export --rain heavy: picks the default model's heavy expert; leave out --checkpoint")
+    _check_checkpoint(args)
+    writable_file(args.onnx, "--onnx")
+    writable_file(args.torchscript, "--torchscript")
+    missing = [m for m in ("onnx", "onnxruntime") if args.onnx and importlib.util.find_spec(m) is None]
+    if missing:
+        raise FclipError(f"--onnx needs {' and '.join(missing)}: pip install 'fclip-derain[export]'")
+    _start_threads(args)
+    from .export import export_onnx, export_torchscript
+    from .models import load_model
+    from .models.loading import HEAVY_CHECKPOINT
     model = load_model(HEAVY_CHECKPOINT if args.rain == "heavy" else args.checkpoint)
+    expert = "heavy" if args.rain == "heavy" else None if args.checkpoint else "light"
+    about = {"checkpoint": Path(args.checkpoint).name} if args.checkpoint else {"rain_expert": expert}
     if args.onnx:
-        r = export_onnx(model, args.onnx)
+        r = export_onnx(model, args.onnx, about=about)
         print(f"wrote {r['path']}: onnxruntime vs PyTorch max abs diff {r['max_abs_diff']:.2e} at sizes {r['sizes']}")
     if args.torchscript:
-        r = export_torchscript(model, args.torchscript)
+        r = export_torchscript(model, args.torchscript, about=about)
         print(f"wrote {r['path']}: TorchScript vs PyTorch max abs diff {r['max_abs_diff']:.2e}")
     return 0
 
 
 def cmd_serve(args) -> int:
+    import importlib.util
+    needs = {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multipart"}  # module: package
+    missing = [pkg for mod, pkg in needs.items() if importlib.util.find_spec(mod) is None]
+    if missing:
+        raise FclipError(f"serve needs {', '.join(missing)}: pip install 'fclip-derain[serve]'")
+    check_rain(args.rain, args.checkpoint is None)
+    _check_checkpoint(args)
+    _check_port(args.host, args.port)
+    _start_threads(args)
     from .inference import Derainer
     from .serve.app import serve
     d = Derainer(args.checkpoint, device=args.device, half=_half(args), work_size=args.work_size,
@@ -218,7 +298,23 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _check_port(host: str, port: int) -> None:
+    """The address must take a listener: a port in use found now, not after the model loads."""
+    import socket
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closing socket is no obstacle
+            s.bind(addr)
+    except OSError as e:
+        raise FclipError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
+
+
 def cmd_benchmark(args) -> int:
+    _check_checkpoint(args)
+    writable_file(args.json, "--json")
+    writable_file(args.markdown, "--markdown")
+    _start_threads(args)
     from .benchmark import run_benchmark
     return run_benchmark(args)
 
@@ -227,7 +323,9 @@ def cmd_benchmark(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fclip-derain", description="FCLIP-UNet deraining toolkit",
-                                epilog="`fclip-derain COMMAND --help` tells more about each command.")
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="`fclip-derain COMMAND --help` tells more about each command.\n\n"
+                                       + EXIT_STATUS)
     p.add_argument("--version", action="version", version=f"fclip-derain {__import__('fclip_derain').__version__}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
@@ -268,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixels shared by neighbouring tiles, blended (default: 32)")
     s.add_argument("--batch-size", "-b", type=_positive_int, default=1,
                    help="derain up to N consecutive images of the same size in one pass (GPU throughput; "
-                        "local engine)")
+                        "local engine; default: 1)")
     s.add_argument("--per-frame", action="store_true",
                    help="derain each frame of a video or --sequence alone (default: together with its "
                         "neighbouring frames, aligned by optical flow, which removes rain one frame keeps; "
@@ -279,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "of its name in -o")
     s.add_argument("--engine", choices=list(ENGINES), default="local",
                    help="local: this process; ray: a pool of workers, each loading the model once, on this "
-                        "machine or a Ray cluster (pip install 'fclip-derain[ray]'; docs/scale-out.md)")
+                        "machine or a Ray cluster (pip install 'fclip-derain[ray]'; docs/scale-out.md) (default: local)")
     s.add_argument("--ray-address", metavar="ADDR",
                    help="with --engine ray: join this cluster (auto, HOST:PORT or ray://HOST:PORT); "
                         "default: start a local Ray instance")
@@ -318,12 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     s.set_defaults(fn=cmd_train)
 
-    s = sub.add_parser("synth", help="render synthetic rain over clean photos (input/ + target/ layout)")
+    s = sub.add_parser("synth", help="render synthetic rain over clean photos (input/ + target/ layout)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="presets (docs/synthetic-rain.md):\n" + "\n".join(
+                           f"  {name:13s}{what}" for name, what in PRESET_HELP.items()))
     s.add_argument("--clean", required=True, help="folder of clean photos to render rain over")
     s.add_argument("--output", "-o", required=True, help="output folder (input/ and target/ are made in it)")
     s.add_argument("--preset", default="light", choices=list(PRESET_NAMES),
-                   help="kind of rain: light, heavy (Rain100L/H-like), real (renderer v2), real-streaks (renderer v2 with the "
-                        "mist kept in the target: one target per copy), mixed (light or heavy) (default: light)")
+                   help="kind of rain, one of the presets below (default: light)")
     s.add_argument("--copies", type=_positive_int, default=1, help="rainy versions per clean photo (default: 1)")
     s.add_argument("--seed", type=int, default=0, help="same seed, same rain (default: 0)")
     _threads_arg(s)
@@ -345,8 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 opens it to other machines (default: 127.0.0.1)")
     s.add_argument("--port", type=_positive_int, default=7860, help="TCP port (default: 7860)")
-    s.add_argument("--max-mb", type=_positive_int, default=20, help="upload size limit (MB)")
-    s.add_argument("--max-mp", type=float, default=24.0, help="image size limit (megapixels)")
+    s.add_argument("--max-mb", type=_positive_int, default=20, help="upload size limit in MB (default: 20)")
+    s.add_argument("--max-mp", type=_positive_float, default=24.0,
+                   help="image size limit in megapixels, read from the header before decoding (default: 24)")
     s.add_argument("--max-queue", type=_positive_int, default=64,
                    help="requests allowed to wait for the model; more get 503 busy (default: 64)")
     s.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
@@ -371,8 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("benchmark", help="latency, throughput, memory, FLOPs; JSON + Markdown")
     s.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors); default: the shipped model")
-    s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
-    s.add_argument("--sizes", default="480x320,1920x1080", help="comma-separated WxH")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where to run: auto picks CUDA, then Apple MPS, then the CPU (default: auto)")
+    s.add_argument("--sizes", type=_sizes, default=_sizes(BENCHMARK_SIZES), metavar="WxH[,WxH...]",
+                   help=f"image sizes to time, comma-separated (default: {BENCHMARK_SIZES})")
     s.add_argument("--repeats", type=_positive_int, default=5, help="timed runs per size (default: 5)")
     _precision_args(s)
     _threads_arg(s)
@@ -419,6 +522,42 @@ def _ensemble_arg(sp):
     sp.add_argument("--ensemble", type=int, choices=list(ENSEMBLE_FLIPS), default=1,
                     help="average the model over 1, 2 or 4 mirrored copies: higher scores for 2x or 4x "
                          f"the time ({gains + '; ' if gains else ''}default: 1)")
+
+
+BENCHMARK_SIZES = "480x320,1920x1080"
+
+# One line per `synth --preset`, from the comments on data/synth.py's PRESETS and docs/synthetic-rain.md
+PRESET_HELP = {
+    "light": "Rain100L-like: one layer of sparse, thin streaks",
+    "heavy": "Rain100H-like: 2-3 layers of longer, wider, brighter streaks and a haze",
+    "torrential": "a downpour: 2-4 layers in several directions, wide bright streaks, some defocused",
+    "thick": "few long, wide (1.5-3.5 px), soft, defocused streaks: water from a roof, big drops",
+    "real": "renderer v2: depth layers of streaks, mist growing with depth, splashes, lens drops",
+    "real-streaks": "real, with the mist kept in the target (only streaks, splashes, drops removed)",
+    "screen": "the image-editor recipe (noise, blurs, levels, screen blend), held out for validation",
+    "editor": "that recipe widened for training: 2-5 layers in their own directions, softer, denser",
+    "mixed": "light or heavy, half and half, drawn per image and copy",
+}
+
+
+def _sizes(v):
+    try:
+        sizes = [tuple(int(n) for n in s.lower().split("x")) for s in v.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or any(len(s) != 2 or min(s) < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected WxH[,WxH...] such as 640x480, got {v!r}")
+    return sizes
+
+
+def _positive_float(v):
+    try:
+        x = float(v)
+    except ValueError:
+        x = 0.0
+    if not x > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}")
+    return x
 
 
 def _work_size(v):
@@ -475,12 +614,10 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        if hasattr(args, "threads") and args.cmd != "train":  # train: the config may set them
-            from .devices import set_threads
-            set_threads(args.threads)
-        return args.fn(args)
+        return args.fn(args)  # each command checks its arguments, then `_start_threads`
     except FclipError as e:
-        _eprint(f"error: {e}")
+        for line in str(e).splitlines() or [type(e).__name__]:  # several problems: one line each
+            _eprint(f"error: {line}")
         return 2
     except KeyboardInterrupt:
         _eprint("interrupted")

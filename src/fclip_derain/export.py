@@ -4,9 +4,15 @@ The exported graph includes normalisation, the frozen encoder, the decoder and t
 (B, 3, H, W) float32 in [0, 1] with H and W multiples of 16 (2^depth; pad reflectively first, as
 `Derainer` does), get the derained image back. Padding stays outside the graph because its amount
 is data-dependent Python arithmetic that a trace would freeze.
+
+That contract travels inside each file (`io_contract`), since a file passed on without this
+package's docs would otherwise say nothing of range, channel order or size: in the ONNX model's
+`metadata_props` (onnxruntime: `InferenceSession(...).get_modelmeta().custom_metadata_map`), and
+in the TorchScript archive as the extra file `io_contract.json`.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +47,25 @@ def _quiet_trace():
         yield
 
 
-def export_onnx(model, path: str | Path, opset: int = 17, check_size=(1, 3, 64, 96)) -> dict:
+def io_contract(model, about: dict | None = None) -> dict[str, str]:
+    """What a caller of an exported file must feed it and gets back; string values (ONNX
+    metadata_props hold strings only)."""
+    m = str(getattr(model, "pad_multiple", 16))
+    from . import __version__
+    return {
+        "input": f"image: float32, NCHW (batch, 3, height, width), RGB channel order, values in [0, 1]; "
+                 f"height and width multiples of {m} (pad reflectively, then crop the output back)",
+        "output": "derained: the same as the input: float32 NCHW RGB in [0, 1], the input's size",
+        "layout": "NCHW", "channels": "RGB", "dtype": "float32", "value_range": "0,1",
+        "size_multiple": m,
+        "producer": f"fclip-derain {__version__}",
+        **{k: str(v) for k, v in (about or {}).items()},
+    }
+
+
+def export_onnx(model, path: str | Path, opset: int = 17, check_size=(1, 3, 64, 96),
+                about: dict | None = None) -> dict:
+    """`about`: more metadata (which expert, which checkpoint), beside the I/O contract."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.rand(*check_size)
@@ -54,6 +78,11 @@ def export_onnx(model, path: str | Path, opset: int = 17, check_size=(1, 3, 64, 
                               dynamo=False)
     except Exception as e:
         raise FclipError(f"ONNX export failed: {str(e).splitlines()[0]}") from None
+    import onnx
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, io_contract(model, about))
+    proto.doc_string = "FCLIP-UNet deraining: " + io_contract(model)["input"]
+    onnx.save(proto, str(path))
     return verify_onnx(model, path)
 
 
@@ -74,13 +103,13 @@ def verify_onnx(model, path, sizes=((1, 3, 64, 96), (2, 3, 128, 80), (1, 3, 320,
     return {"path": str(path), "max_abs_diff": worst, "sizes": [list(s) for s in sizes]}
 
 
-def export_torchscript(model, path: str | Path) -> dict:
+def export_torchscript(model, path: str | Path, about: dict | None = None) -> dict:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = torch.rand(1, 3, 64, 96)
     with torch.no_grad(), _quiet_trace():
         traced = torch.jit.trace(_Exportable(model), x, check_trace=False)
-    traced.save(str(path))
+    traced.save(str(path), _extra_files={"io_contract.json": json.dumps(io_contract(model, about), indent=1)})
     loaded = torch.jit.load(str(path))
     worst = 0.0
     for s in ((1, 3, 64, 96), (1, 3, 96, 64), (1, 3, 320, 480)):

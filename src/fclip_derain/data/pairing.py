@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FclipError
-from .io import is_image_path
+from .io import is_image_path, no_images_found
 
 # (input folder, target folder) names, first match wins
 LAYOUTS = [("input", "target"), ("rain", "norain"), ("rainy", "gt"), ("data", "gt"), ("rainy", "clean")]
@@ -57,7 +57,7 @@ def pair_folders(input_dir: str | Path, target_dir: str | Path, allow_unpaired: 
     """Pair by exact stem first, then by normalised key; several inputs may share a target."""
     inputs, targets = list_images(input_dir), list_images(target_dir)
     if not inputs:
-        raise FclipError(f"{input_dir}: no images found")
+        raise FclipError(no_images_found(input_dir))
     by_stem = {p.stem: p for p in targets}
     by_key = {}
     for p in targets:

@@ -464,7 +464,7 @@ def synthesize(clean_dir, out_dir, preset: str = "light", copies: int = 1, seed:
 
     from ..errors import FclipError, ImageError
     from ..weights import atomic_write
-    from .io import load_image, save_image
+    from .io import load_image, no_images_found, save_image
     from .pairing import list_images
 
     params = get_preset(preset)
@@ -473,7 +473,7 @@ def synthesize(clean_dir, out_dir, preset: str = "light", copies: int = 1, seed:
         raise FclipError(f"--clean {clean_dir}: not a folder")
     files = list_images(clean_dir)
     if not files:
-        raise FclipError(f"--clean {clean_dir}: no images found")
+        raise FclipError(f"--clean {no_images_found(clean_dir)}")
     failed = []
     for j, f in enumerate(progress_bar(files, desc=f"synth {preset}", unit="img", enabled=progress)):
         try:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data.io import FORMAT_BY_EXT, _to_rgb, native_array, native_output, open_native, save_image
+from ..data.io import FORMAT_BY_EXT, _to_rgb, native_array, native_output, no_images_found, open_native, save_image
 from ..errors import FclipError
 from .files import compare_path
 from .plan import DerainReport, plan_outputs
@@ -68,7 +68,7 @@ def derain_sequences(spec, folders: list[str], out: Path, *, fmt: str | None = N
                      progress: bool = True) -> DerainReport:
     """Derain each folder of `folders` as one clip into `out` (one output per frame; with several
     folders, each clip in `out/<folder name>/`), with the model `spec.build()` makes (built once,
-    when the first clip has frames to write)."""
+    after every clip's frame headers are checked, when a clip has frames to write)."""
     from ..data.pairing import list_images
     report, clips, files = DerainReport(), [], []
     nested = len(folders) > 1
@@ -80,7 +80,7 @@ def derain_sequences(spec, folders: list[str], out: Path, *, fmt: str | None = N
             continue
         frames = [f for f in list_images(item) if f.is_file()]
         if not frames:
-            report.failed.append(f"{item}: no images found")
+            report.failed.append(no_images_found(item))
             continue
         sub = Path(item.resolve().name) if nested else Path()
         if sub in clip_dirs:
@@ -99,17 +99,24 @@ def derain_sequences(spec, folders: list[str], out: Path, *, fmt: str | None = N
     plan, planned = plan_outputs(files, out, suffix, fmt, skip_existing, compare)
     report.skipped, report.failed = planned.skipped, report.failed + planned.failed
     dest_of = dict(plan)
-    derainer = None
+    sizes = {}  # every clip's headers before the model loads: a bad second clip is not found a clip later
     for folder, frames in clips:
         if not any(f in dest_of for f in frames):
             continue  # every frame skipped or refused: nothing to write
         try:
-            size = _frame_sizes(frames)
-            derainer = derainer or spec.build()
-            _derain_clip(derainer, folder, frames, size, dest_of, compare, per_frame, progress, report)
+            sizes[folder] = _frame_sizes(frames)
         except FclipError as e:
             report.failed.append(str(e))
-    if derainer is not None and derainer.routed:
+    if not sizes:
+        return report
+    derainer = spec.build()  # outside the per-clip handling: a bad checkpoint stops the run, as for images
+    for folder, frames in clips:
+        if folder in sizes:
+            try:
+                _derain_clip(derainer, folder, frames, sizes[folder], dest_of, compare, per_frame, progress, report)
+            except FclipError as e:
+                report.failed.append(str(e))
+    if derainer.routed:
         report.routes = dict(derainer.routes)
     return report
 

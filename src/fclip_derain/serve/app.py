@@ -4,6 +4,12 @@ POST /api/derain (multipart field `file`) -> {"width", "height", "ms", "name", "
 (`rain`: the expert of the default model that ran, light, heavy or blend; null for a --checkpoint model)
 GET  /api/health -> {"status": "ok", "model": ...}
 
+The image comes back as a PNG holding what `fclip-derain derain` keeps in a PNG: grey stays grey
+(one channel), 16-bit grey stays 16-bit (browsers show and download 16-bit PNGs; their display
+drops to 8 bits, the file does not), the ICC profile and EXIF (orientation applied) are kept,
+and transparency is flattened onto white. Whatever the upload's format, the answer is a PNG:
+lossless, and the one format every browser shows, where the CLI writes the input's own format.
+
 Errors are one sentence in `detail`: 400 for a request without the `file` field and for an empty
 or broken image file (its type is fine, its bytes are not), 415 for a file that is not an image in a
 supported format, 413 for too large, 503 for busy.
@@ -27,10 +33,9 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from ..data.io import open_image
+from ..data.io import native_array, native_output, open_native, save_options
 from ..errors import ImageError, UnsupportedImageError
 
 STATIC = Path(__file__).parent / "static"
@@ -142,13 +147,13 @@ def create_app(derainer, max_bytes: int = 20 * 2 ** 20, max_pixels: int = 24_000
         def work():
             with gate:
                 file.file.seek(0)
-                img = np.asarray(open_image(file.file.read(), name))
+                im = open_native(file.file.read(), name)  # as the CLI reads a file: grey, 16-bit kept
                 t = time.perf_counter()
-                out = derainer.derain(img)
+                out = native_output(derainer.derain(native_array(im)), im, "PNG")
                 ms = (time.perf_counter() - t) * 1e3
                 route = derainer.last_routes[0] if getattr(derainer, "routed", False) else None
             buf = io.BytesIO()
-            Image.fromarray(out).save(buf, "PNG", compress_level=1)
+            Image.fromarray(out).save(buf, "PNG", **save_options("PNG", like=im))
             return out.shape, ms, buf.getvalue(), route
 
         waiting["n"] += 1
