@@ -61,7 +61,8 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, P
     """-> [(file, path relative to its root)], [per-file errors]. Folders, globs and files.
 
     An INPUT that names nothing to derain (no such path, a glob matching no image, a folder without
-    images) is an argument error: FclipError, one line per such input, before any work."""
+    images) is reported among the per-file errors while the other inputs go on; when no INPUT
+    names anything, it is an argument error: FclipError, one line per input, before any work."""
     from ..data.io import VIDEO_EXTS, is_image_path, looked_for, no_images_found
     from ..data.pairing import list_images
     files, errors, missing = [], [], []
@@ -88,9 +89,9 @@ def expand_inputs(items: list[str], recursive: bool) -> tuple[list[tuple[Path, P
             files += [(Path(h), Path(Path(h).name)) for h in usable]
         else:
             missing.append(f"{item}: no such file or folder")
-    if missing:
+    if missing and not files:
         raise FclipError("\n".join(missing))
-    return files, errors
+    return files, errors + missing
 
 
 def check_clip_folders(items: list[str]) -> None:
