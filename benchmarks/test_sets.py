@@ -2,6 +2,10 @@
 
     python benchmarks/test_sets.py --ours v15=default --reuse campaign/results/stage15-test-sets-v14-prenet.json --json campaign/results/stage17-test-sets.json
     python benchmarks/test_sets.py --ours v14=runs/v14.safetensors --reuse campaign/results/stage17-test-sets.json --json runs/t.json
+    python benchmarks/test_sets.py --ours routed=routed --reuse campaign/results/stage17-test-sets.json --json campaign/results/stage22-test-sets.json
+
+`routed` is the routed default (light + heavy experts, issue 46); `routed:HEAVY` with another heavy
+expert; each set also records how many images the router sent to each expert.
 
 MATLAB-protocol Y PSNR/SSIM on saved uint8 PNGs, one forward pass in fp32, no ensemble, the
 same scoring path as `fclip-derain eval` (fclip_derain.evaluation). PReNet-L is PReNet's public
@@ -23,6 +27,8 @@ from fclip_derain.benchmark import cpu_model
 from fclip_derain.data.pairing import pairs_from
 from fclip_derain.evaluation import evaluate_model
 from fclip_derain.models import load_model
+from fclip_derain.models.loading import load_routed
+from fclip_derain.models.routing import route_name
 from fclip_derain.models.prenet import load_prenet
 
 SETS = ("Rain100L", "Rain12", "Rain100H")
@@ -42,7 +48,10 @@ def main():
     models = {}
     for item in args.ours:
         label, _, ckpt = item.partition("=")
-        models[label] = lambda c=ckpt: load_model(None if c in ("", "default") else c).eval()
+        if ckpt.startswith("routed"):  # the routed default (issue 46), or with another heavy expert
+            models[label] = lambda c=ckpt: load_routed("cpu", heavy=c.partition(":")[2] or None).eval()
+        else:
+            models[label] = lambda c=ckpt: load_model(None if c in ("", "default") else c).eval()
     for p in filter(None, args.peers.split(",")):
         models[p] = lambda p=p: load_prenet(str(PEERS / PEER_FILES[p])).eval()
     res = {}
@@ -53,10 +62,16 @@ def main():
             if name in old.get(label, {}):
                 res[label][name] = {**old[label][name], "reused_from": args.reuse}
                 continue
-            fn = fn or as_fn(make())
+            if fn is None:
+                model = make()
+                fn = as_fn(model)
             t = time.time()
-            r = evaluate_model(fn, pairs_from(DATA / name), name, progress=False)
+            annotate = ((lambda: {"route": route_name(float(model.last_weights[0]))})
+                        if hasattr(model, "last_weights") else None)
+            r = evaluate_model(fn, pairs_from(DATA / name), name, progress=False, annotate=annotate)
             res[label][name] = {"psnr": r.mean("psnr"), "ssim": r.mean("ssim"), "images": len(r.per_image)}
+            if annotate:  # which expert each image went to
+                res[label][name]["routes"] = r.summary([])["routes"]
             print(f"{label} {name}: {res[label][name]['psnr']:.2f} / {res[label][name]['ssim']:.4f} "
                   f"({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
     report = {"results": res, "cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
