@@ -1,6 +1,7 @@
 """Save and load whole FCLIP-UNet models as safetensors checkpoints (decoder only + config)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -64,10 +65,6 @@ def load_routed(device: str | torch.device = "cpu", light=None, heavy=None, rout
         raise WeightsError(f"{router or ROUTER_CHECKPOINT} was fitted on other encoder weights")
     head = RainDensityHead(int(cfg["dim"]))
     head.load_state_dict({k: v.float() for k, v in tensors.items()})
-    band = tuple(json_list(meta.get("band"))) or BAND
+    band = tuple(json.loads(meta["band"])) if "band" in meta else BAND
     return RoutedUNet(light_m, heavy_m, head, band).eval().to(device)
 
-
-def json_list(text: str | None) -> list:
-    import json
-    return json.loads(text) if text else []
